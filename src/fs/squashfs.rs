@@ -1,0 +1,6 @@
+//! (stub, being written)
+
+/// Probe (stub).
+pub fn probe(_head: &[u8]) -> Option<super::FsInfo> {
+    None
+}
