@@ -1,1 +1,41 @@
-//! (stub)
+//! The exit-status policy, decided in one place. Commands return an [`Outcome`] (or an error);
+//! `main` maps it to a process exit status with [`exit_code`]. `docs/exit-codes.md` documents
+//! the numbers; keep the two in step.
+
+/// Everything worked and the answer is the good one.
+pub const EXIT_OK: i32 = 0;
+/// The command could not do its job: unreadable input, I/O error, refused operation.
+pub const EXIT_FAILURE: i32 = 1;
+/// The command line was wrong (clap uses 2 as well).
+pub const EXIT_USAGE: i32 = 2;
+/// `inspect`: the disk or image was read fine, but it is not a Home Assistant OS disk
+/// (an external data disk counts as HAOS media and exits 0).
+pub const EXIT_NOT_HAOS: i32 = 3;
+
+/// What a command achieved, when it ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    NotHaos,
+}
+
+/// The process exit status for a command's result.
+pub fn exit_code(result: &anyhow::Result<Outcome>) -> i32 {
+    match result {
+        Ok(Outcome::Ok) => EXIT_OK,
+        Ok(Outcome::NotHaos) => EXIT_NOT_HAOS,
+        Err(_) => EXIT_FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        assert_eq!(exit_code(&Ok(Outcome::Ok)), 0);
+        assert_eq!(exit_code(&Ok(Outcome::NotHaos)), 3);
+        assert_eq!(exit_code(&Err(anyhow::anyhow!("x"))), 1);
+    }
+}

@@ -9,9 +9,13 @@
 //! - [`haos`]: Home Assistant OS recognition and the offline view of boot, slots and data.
 //! - [`io`]: positional readers over image files and devices, bounded windows, format sniffing.
 //! - [`report`]: rendering results as text or JSON.
+//! - [`backup`]: Home Assistant backup files (tar, backup.json, later SecureTar).
+//! - [`cli`]: the clap definitions.
 //! - [`cmd`]: one module per subcommand, turning arguments into results.
 //! - [`error`]: the exit-status policy, decided in one place.
 
+pub mod backup;
+pub mod cli;
 pub mod cmd;
 pub mod device;
 pub mod error;

@@ -1,1 +1,19 @@
-fn main() {}
+//! The `lifeboat` binary: parse the command line, run the command, map the result to an
+//! exit status. All work happens in the library.
+
+use clap::Parser;
+use lifeboat::cli::{Cli, Command};
+use lifeboat::{cmd, error, report};
+
+fn main() {
+    let cli = Cli::parse();
+    let out = report::Output::new(cli.json, cli.quiet);
+    let result = match &cli.command {
+        Command::List(a) => cmd::list::run(a, &out),
+        Command::Inspect(a) => cmd::inspect::run(a, &out),
+    };
+    if let Err(e) = &result {
+        out.error(e);
+    }
+    std::process::exit(error::exit_code(&result));
+}

@@ -1,1 +1,5 @@
-//! (stub)
+//! One module per subcommand: each turns parsed arguments into a result, hands it to
+//! [`report::Output`](crate::report::Output), and returns an [`Outcome`](crate::error::Outcome).
+
+pub mod inspect;
+pub mod list;

@@ -1,0 +1,49 @@
+//! The command-line interface as clap types. Kept in the library so man pages and shell
+//! completions can be generated from the same definitions. Help text fits 80 columns.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Keep a Home Assistant OS installation alive when its storage ages.
+#[derive(Debug, Parser)]
+#[command(name = "lifeboat", version, about, long_about = None, help_expected = true, max_term_width = 80)]
+pub struct Cli {
+    /// Print machine-readable JSON on stdout instead of text (see docs/json.md)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print nothing but errors (the exit status still tells the result)
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List disks: size, transport, model, in use, Home Assistant OS or not
+    List(ListArgs),
+    /// Show what is on a disk or image: table, board, OS slots, data, backups
+    Inspect(InspectArgs),
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Also list partitions under each disk
+    #[arg(long, short)]
+    pub partitions: bool,
+    /// Do not open disks to recognise Home Assistant OS (sysfs facts only)
+    #[arg(long)]
+    pub no_probe: bool,
+    /// Read sysfs, /proc and /dev under this root instead of / (for tests)
+    #[arg(long, hide = true, default_value = "/")]
+    pub sysfs_root: PathBuf,
+}
+
+/// Arguments of `inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Disk (e.g. /dev/mmcblk0, /dev/sdb) or raw image file to inspect
+    pub source: PathBuf,
+}

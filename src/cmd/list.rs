@@ -1,0 +1,159 @@
+//! `lifeboat list`: every disk with size, transport, model, removable, in use, and whether it
+//! holds Home Assistant OS (and for which board).
+
+use crate::cli::ListArgs;
+use crate::device::{self, Disk, SysRoot};
+use crate::error::Outcome;
+use crate::haos;
+use crate::report::{Output, SCHEMA_VERSION, Table, human_bytes};
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// HAOS facts for one disk in the listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct HaosBrief {
+    /// `haos`, `external_data_disk`, `not_haos`, or `unknown` when the disk could not be read.
+    pub verdict: String,
+    pub board: Option<String>,
+    pub os_version: Option<String>,
+    /// Why the disk could not be read, or why it is not HAOS.
+    pub note: Option<String>,
+}
+
+/// One row of the listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedDisk {
+    #[serde(flatten)]
+    pub disk: Disk,
+    pub in_use: bool,
+    pub haos: Option<HaosBrief>,
+}
+
+/// The JSON document of `list`.
+#[derive(Debug, Serialize)]
+pub struct ListDoc {
+    pub schema_version: u32,
+    pub disks: Vec<ListedDisk>,
+}
+
+fn brief(disk: &Disk, root: &SysRoot) -> HaosBrief {
+    // Disks are opened through the injected root's dev/ so tests can point elsewhere.
+    let path = root
+        .0
+        .join(disk.path.strip_prefix("/").unwrap_or(&disk.path));
+    match crate::io::source::open(&path).and_then(|s| haos::inspect(&s, haos::Depth::Quick)) {
+        Ok(r) => HaosBrief {
+            verdict: r.verdict_name().to_string(),
+            board: r.board.as_ref().map(|b| b.id.clone()),
+            os_version: r.os_version.clone(),
+            note: if r.is_haos() {
+                None
+            } else {
+                r.reasons.first().cloned()
+            },
+        },
+        Err(e) => HaosBrief {
+            verdict: "unknown".into(),
+            board: None,
+            os_version: None,
+            note: Some(format!("{e:#}")),
+        },
+    }
+}
+
+/// Run `list`.
+pub fn run(args: &ListArgs, out: &Output) -> Result<Outcome> {
+    let root = SysRoot(args.sysfs_root.clone());
+    let disks = device::discover(&root)
+        .with_context(|| format!("listing disks under {}", args.sysfs_root.display()))?;
+    let listed: Vec<ListedDisk> = disks
+        .into_iter()
+        .map(|d| {
+            let haos = (!args.no_probe).then(|| brief(&d, &root));
+            ListedDisk {
+                in_use: d.in_use(),
+                haos,
+                disk: d,
+            }
+        })
+        .collect();
+    if out.json {
+        out.json_doc(&ListDoc {
+            schema_version: SCHEMA_VERSION,
+            disks: listed,
+        });
+        return Ok(Outcome::Ok);
+    }
+    let mut t = Table::new(&[
+        "DEVICE",
+        "SIZE",
+        "TRANSPORT",
+        "MODEL",
+        "REMOVABLE",
+        "IN USE",
+        "HAOS",
+    ]);
+    for l in &listed {
+        let d = &l.disk;
+        let haos = match &l.haos {
+            None => "-".to_string(),
+            Some(h) => match h.verdict.as_str() {
+                "haos" => format!(
+                    "yes: {}{}",
+                    h.board.as_deref().unwrap_or("board unknown"),
+                    h.os_version
+                        .as_deref()
+                        .map(|v| format!(" {v}"))
+                        .unwrap_or_default()
+                ),
+                "external_data_disk" => "data disk".into(),
+                "not_haos" => "no".into(),
+                _ => "? (cannot read)".into(),
+            },
+        };
+        let in_use = if d.system_disk {
+            "yes (system)".to_string()
+        } else if l.in_use {
+            "yes".to_string()
+        } else {
+            "no".to_string()
+        };
+        t.row(vec![
+            d.path.display().to_string(),
+            human_bytes(d.size),
+            d.transport.to_string(),
+            d.model.clone().unwrap_or_else(|| "-".into()),
+            if d.removable { "yes" } else { "no" }.into(),
+            in_use,
+            haos,
+        ]);
+        if args.partitions {
+            for p in &d.partitions {
+                let mut what = p.mountpoints.join(",");
+                if p.swap {
+                    what = "swap".into();
+                }
+                t.row(vec![
+                    format!("  {}", p.path.display()),
+                    human_bytes(p.size),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    what,
+                    String::new(),
+                ]);
+            }
+        }
+    }
+    out.text(&t.render());
+    if !out.quiet {
+        for l in &listed {
+            if let crate::device::Ownership::InUse(reasons) = &l.disk.ownership {
+                for r in reasons {
+                    eprintln!("{}: in use: {r}", l.disk.path.display());
+                }
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
