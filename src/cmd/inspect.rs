@@ -93,11 +93,11 @@ pub fn render(r: &InspectReport) -> String {
             let fs =
                 p.fs.as_ref()
                     .map(|f| {
-                        let mut d = crate::fs::fs_name(&f.kind).to_string();
-                        if let Some(l) = &f.label {
+                        let mut d = f.fs_type.to_string();
+                        if let Some(l) = &f.info.label {
                             let _ = write!(d, " '{l}'");
                         }
-                        if let Some(u) = f.used_bytes {
+                        if let Some(u) = f.info.used_bytes {
                             let _ = write!(d, " {} used", human_bytes(u));
                         }
                         d

@@ -5,18 +5,24 @@
 //! [`probe`] reads those bytes from a [`ReadAt`](crate::io::ReadAt) and tries each in turn.
 
 pub mod erofs;
+pub mod erofs_read;
 pub mod ext;
 pub mod fat;
 pub mod squashfs;
+pub mod squashfs_read;
 
 use serde::Serialize;
 
 /// Which filesystem a probe recognised, with its type-specific facts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "family", rename_all = "snake_case")]
 pub enum FsKind {
     /// FAT12/16/32; `bits` is 12, 16 or 32.
-    Fat { bits: u8, cluster_size: u32, clusters: u32 },
+    Fat {
+        bits: u8,
+        cluster_size: u32,
+        clusters: u32,
+    },
     /// ext2/3/4; `version` is 2, 3 or 4 from the feature flags.
     Ext {
         version: u8,
@@ -27,7 +33,10 @@ pub enum FsKind {
         unknown_features: Vec<String>,
     },
     /// squashfs 4.x.
-    Squashfs { compression: String, block_size: u32 },
+    Squashfs {
+        compression: String,
+        block_size: u32,
+    },
     /// EROFS.
     Erofs { block_size: u32 },
 }

@@ -24,6 +24,8 @@ pub enum Role {
     Overlay,
     Data,
     DataExternal,
+    /// The MBR extended container holding the logical partitions (MBR boards).
+    Extended,
 }
 
 impl Role {
@@ -40,6 +42,7 @@ impl Role {
             Role::Overlay => "hassos-overlay",
             Role::Data => "hassos-data",
             Role::DataExternal => "hassos-data-external",
+            Role::Extended => "extended",
         }
     }
     /// The fixed GPT PARTUUID of this role (haos-layout.md §1), where there is one.
@@ -319,6 +322,16 @@ fn recognise_mbr(table: &PartitionTable, fs: &BTreeMap<u32, FsInfo>) -> Recognit
         ));
         rec.roles = roles;
         return rec;
+    }
+    if let Some(p) = table
+        .partitions
+        .iter()
+        .find(|p| p.kind == EntryKind::Extended)
+    {
+        roles.push(RolePart {
+            role: Role::Extended,
+            number: p.number,
+        });
     }
     roles.sort_by_key(|r| r.role);
     let mut rec = Recognition {

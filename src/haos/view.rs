@@ -58,7 +58,16 @@ pub struct PartView {
     pub start_bytes: u64,
     pub size_bytes: u64,
     pub role: Option<Role>,
-    pub fs: Option<FsInfo>,
+    pub fs: Option<FsView>,
+}
+
+/// A probed filesystem with its short type name (`vfat`, `ext4`, `squashfs`, `erofs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FsView {
+    #[serde(rename = "type")]
+    pub fs_type: &'static str,
+    #[serde(flatten)]
+    pub info: FsInfo,
 }
 
 /// One A/B slot.
@@ -250,10 +259,11 @@ fn slot_fs_name(f: Option<&FsInfo>, window: &dyn ReadAt) -> String {
 /// Read `/usr/lib/os-release` from a system slot, when its filesystem can be read.
 fn read_os_release(f: Option<&FsInfo>, r: &dyn ReadAt) -> Result<osrelease::OsRelease> {
     let bytes: Vec<u8> = match f.map(|f| &f.kind) {
-        // LINK-READERS: erofs_read / squashfs_read
-        Some(FsKind::Erofs { .. }) | Some(FsKind::Squashfs { .. }) => {
-            let _ = r;
-            bail!("reader not linked yet")
+        Some(FsKind::Erofs { .. }) => {
+            fs::erofs_read::read_file(r, "/usr/lib/os-release", 64 << 10)?
+        }
+        Some(FsKind::Squashfs { .. }) => {
+            fs::squashfs_read::read_file(r, "/usr/lib/os-release", 64 << 10)?
         }
         Some(k) => bail!("holds {}, not a root filesystem", fs::fs_name(k)),
         None => bail!("holds no filesystem (never written?)"),
@@ -378,7 +388,10 @@ pub fn inspect(src: &Source, depth: Depth) -> Result<InspectReport> {
                 .iter()
                 .find(|rp| rp.number == p.number)
                 .map(|rp| rp.role),
-            fs: fsmap.get(&p.number).cloned(),
+            fs: fsmap.get(&p.number).map(|f| FsView {
+                fs_type: fs::fs_name(&f.kind),
+                info: f.clone(),
+            }),
         })
         .collect();
     rep.problems.extend(t.problems.iter().cloned());
