@@ -30,6 +30,8 @@ pub enum Command {
 /// Arguments of `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Only these disks (e.g. /dev/sdb, mmcblk0); default: every disk
+    pub devices: Vec<PathBuf>,
     /// Also list partitions under each disk
     #[arg(long, short)]
     pub partitions: bool,

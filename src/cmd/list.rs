@@ -66,8 +66,27 @@ pub fn run(args: &ListArgs, out: &Output) -> Result<Outcome> {
     let root = SysRoot(args.sysfs_root.clone());
     let disks = device::discover(&root)
         .with_context(|| format!("listing disks under {}", args.sysfs_root.display()))?;
+    let wanted = |d: &Disk| {
+        args.devices.is_empty()
+            || args
+                .devices
+                .iter()
+                .any(|w| *w == d.path || w.as_os_str() == d.name.as_str())
+    };
+    for w in &args.devices {
+        if !disks
+            .iter()
+            .any(|d| *w == d.path || w.as_os_str() == d.name.as_str())
+        {
+            anyhow::bail!(
+                "{}: not a whole disk known to the kernel (see `lifeboat list`; partitions are listed with --partitions)",
+                w.display()
+            );
+        }
+    }
     let listed: Vec<ListedDisk> = disks
         .into_iter()
+        .filter(|d| wanted(d))
         .map(|d| {
             let haos = (!args.no_probe).then(|| brief(&d, &root));
             ListedDisk {
@@ -146,7 +165,7 @@ pub fn run(args: &ListArgs, out: &Output) -> Result<Outcome> {
         }
     }
     out.text(&t.render());
-    if !out.quiet {
+    if !out.quiet && !out.json {
         for l in &listed {
             if let crate::device::Ownership::InUse(reasons) = &l.disk.ownership {
                 for r in reasons {
