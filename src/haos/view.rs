@@ -281,15 +281,26 @@ pub fn inspect(src: &Source, depth: Depth) -> Result<InspectReport> {
             c.how_to_unpack(&p)
         );
     }
-    let r = src.read_at();
+    let view = SourceView {
+        path: src.path.display().to_string(),
+        kind: src.kind,
+        size: src.size,
+        sector_size: src.sector_size,
+    };
+    inspect_reader(src.reader(), view, depth)
+}
+
+/// Inspect any reader (an image in memory, for tests and fuzzing); `view` describes it.
+pub fn inspect_reader(
+    reader: Arc<dyn ReadAt + Send + Sync>,
+    view: SourceView,
+    depth: Depth,
+) -> Result<InspectReport> {
+    let src = &view;
+    let r: &dyn ReadAt = &*reader;
     let mut rep = InspectReport {
         schema_version: SCHEMA_VERSION,
-        source: SourceView {
-            path: src.path.display().to_string(),
-            kind: src.kind,
-            size: src.size,
-            sector_size: src.sector_size,
-        },
+        source: view.clone(),
         table: None,
         partitions: Vec::new(),
         verdict: Verdict::NotHaos,
@@ -408,13 +419,8 @@ pub fn inspect(src: &Source, depth: Depth) -> Result<InspectReport> {
             .map(|p| Window::new(r, p.start_bytes(ss), p.size_bytes(ss)))
     };
     let owned_window = |n: u32| {
-        t.partition(n).map(|p| {
-            OwnedWindow::new(
-                src.reader() as Arc<dyn ReadAt + Send + Sync>,
-                p.start_bytes(ss),
-                p.size_bytes(ss),
-            )
-        })
+        t.partition(n)
+            .map(|p| OwnedWindow::new(Arc::clone(&reader), p.start_bytes(ss), p.size_bytes(ss)))
     };
 
     if rec.verdict == Verdict::NotHaos {
