@@ -386,10 +386,10 @@ impl Index {
                 }),
             }
             partitions.sort_by(|a, b| a.name.cmp(&b.name));
-            if name.starts_with("dm-") {
-                if let Ok(n) = fs::read_to_string(dir.join("dm/name")) {
-                    ix.dm_names.insert(n.trim().to_string(), name.clone());
-                }
+            if name.starts_with("dm-")
+                && let Ok(n) = fs::read_to_string(dir.join("dm/name"))
+            {
+                ix.dm_names.insert(n.trim().to_string(), name.clone());
             }
             if let Some(d) = devnum {
                 ix.by_devnum.insert(d, name.clone());
@@ -430,12 +430,11 @@ impl Index {
     /// name. On the host the node is `stat`ed for its device number; in a fixture (or when
     /// that fails) the name is taken from the path: `/dev/X` or `/dev/mapper/<dm name>`.
     fn resolve_dev_path(&self, root: &SysRoot, path: &str) -> Option<String> {
-        if root.is_host() {
-            if let Ok(d) = crate::sys::stat::block_device_number(Path::new(path)) {
-                if let Some(n) = self.by_devnum.get(&d) {
-                    return Some(n.clone());
-                }
-            }
+        if root.is_host()
+            && let Ok(d) = crate::sys::stat::block_device_number(Path::new(path))
+            && let Some(n) = self.by_devnum.get(&d)
+        {
+            return Some(n.clone());
         }
         if let Some(m) = path.strip_prefix("/dev/mapper/") {
             return self.dm_names.get(m).cloned();

@@ -421,10 +421,10 @@ fn lfn_units(e: &[u8]) -> Vec<u16> {
 
 fn short_display(name: &[u8], nt_flags: u8) -> (String, String) {
     let mut base: Vec<u8> = name.get(..8).unwrap_or(&[]).to_vec();
-    if base.first() == Some(&0x05) {
-        if let Some(b) = base.first_mut() {
-            *b = 0xE5;
-        }
+    if base.first() == Some(&0x05)
+        && let Some(b) = base.first_mut()
+    {
+        *b = 0xE5;
     }
     let ext = name.get(8..11).unwrap_or(&[]);
     let base_s = oem_string(&base).trim_end_matches(' ').to_string();
@@ -1010,10 +1010,10 @@ mod tests {
 
     fn lfn_entries(long: &str, short: &[u8; 11]) -> Vec<[u8; 32]> {
         let mut units: Vec<u16> = long.encode_utf16().collect();
-        if units.len() % 13 != 0 {
+        if !units.len().is_multiple_of(13) {
             units.push(0);
         }
-        while units.len() % 13 != 0 {
+        while !units.len().is_multiple_of(13) {
             units.push(0xFFFF);
         }
         let n = units.len() / 13;

@@ -208,11 +208,11 @@ pub fn parse_config_txt(text: &str) -> ConfigTxt {
             };
             continue;
         }
-        if let Some(rest) = line.strip_prefix("include") {
-            if rest.starts_with(char::is_whitespace) {
-                cfg.includes.push(rest.trim().to_string());
-                continue;
-            }
+        if let Some(rest) = line.strip_prefix("include")
+            && rest.starts_with(char::is_whitespace)
+        {
+            cfg.includes.push(rest.trim().to_string());
+            continue;
         }
         let Some((k, v)) = line.split_once('=') else {
             continue;
@@ -314,12 +314,12 @@ pub fn evaluate(files: &RpiBootFiles<'_>) -> Result<RpiBootState, RpiBootError> 
                 c.key, c.value, c.filter
             ));
         }
-        if let Some(cl) = cfg.cmdline.as_deref() {
-            if cl.trim_start_matches('/') != "cmdline.txt" {
-                warnings.push(format!(
-                    "config.txt cmdline={cl}: the firmware reads another file than /cmdline.txt"
-                ));
-            }
+        if let Some(cl) = cfg.cmdline.as_deref()
+            && cl.trim_start_matches('/') != "cmdline.txt"
+        {
+            warnings.push(format!(
+                "config.txt cmdline={cl}: the firmware reads another file than /cmdline.txt"
+            ));
         }
         for inc in &cfg.includes {
             warnings.push(format!("config.txt includes {inc}, not followed"));
@@ -386,12 +386,12 @@ pub fn evaluate(files: &RpiBootFiles<'_>) -> Result<RpiBootState, RpiBootError> 
         .and_then(|b| parse_config_txt_bytes(b).ok())
         .and_then(|c| c.os_prefix_slot());
     let staged = staged_cmdline.or(staged_prefix);
-    if let (Some(a), Some(b)) = (staged_cmdline, staged_prefix) {
-        if a != b {
-            warnings.push(format!(
-                "cmdline-tryboot.txt stages slot {a} but tryboot.txt os_prefix names slot {b}"
-            ));
-        }
+    if let (Some(a), Some(b)) = (staged_cmdline, staged_prefix)
+        && a != b
+    {
+        warnings.push(format!(
+            "cmdline-tryboot.txt stages slot {a} but tryboot.txt os_prefix names slot {b}"
+        ));
     }
     if update_pending {
         match staged {

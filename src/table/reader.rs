@@ -283,10 +283,11 @@ fn gpt_at(r: &dyn ReadAt, ss: u32) -> Result<FoundGpt, String> {
 
     let p_ok = primary.as_ref().is_ok_and(Copy::ok);
     let b_ok = backup.as_ref().is_ok_and(Copy::ok);
-    if let (Ok(p), Ok(b)) = (&primary, &backup) {
-        if p_ok && b_ok {
-            compare_copies(p, b, &mut problems);
-        }
+    if let (Ok(p), Ok(b)) = (&primary, &backup)
+        && p_ok
+        && b_ok
+    {
+        compare_copies(p, b, &mut problems);
     }
 
     let chosen: &Copy = match (&primary, &backup) {
