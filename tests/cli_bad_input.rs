@@ -166,3 +166,24 @@ fn ext4_with_unknown_feature_is_reported_not_fatal() {
     assert!(problems.contains("feature"), "{problems}");
     assert!(v["data"]["core_version"].is_null());
 }
+
+#[test]
+fn a_partition_instead_of_a_disk_is_explained() {
+    if !common::have("mke2fs") {
+        eprintln!("skipped a_partition_instead_of_a_disk_is_explained: mke2fs missing");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let part = tmp.path().join("data-partition.img");
+    let st = std::process::Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-L", "hassos-data"])
+        .arg(&part)
+        .arg("8M")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, out, _) = common::run(&["inspect", part.to_str().unwrap()]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("labelled 'hassos-data'"), "{out}");
+    assert!(out.contains("inspect the whole disk"), "{out}");
+}

@@ -329,12 +329,23 @@ pub fn inspect_reader(
         Err(TableError::NotFound(why)) => {
             rep.reasons.push(format!("no partition table: {why}"));
             if let Ok(Some(f)) = fs::probe(r) {
+                let haos_label = f
+                    .label
+                    .as_deref()
+                    .is_some_and(|l| l.to_ascii_lowercase().starts_with("hassos-"));
                 rep.reasons.push(format!(
-                    "the whole disk holds a {} filesystem{}",
+                    "it holds a {} filesystem{} without a partition table{}",
                     fs::fs_name(&f.kind),
                     f.label
+                        .as_deref()
                         .map(|l| format!(" labelled '{l}'"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    if haos_label {
+                        ": this is one partition of an HAOS disk, not the disk; inspect the \
+                         whole disk (e.g. /dev/sdb, not /dev/sdb8)"
+                    } else {
+                        ""
+                    }
                 ));
             }
             return Ok(rep);
