@@ -65,6 +65,7 @@ fn inspect_and_list_on_loop_devices() {
         let (code, v) = common::inspect_json(&lo.dev);
         assert_eq!(code, 0, "{fam}: {v:#}");
         assert_eq!(v["source"]["kind"], "block_device");
+        assert_eq!(v["device_in_use"], serde_json::json!([]), "{fam}");
         assert_eq!(v["verdict"], "haos", "{fam}");
         assert_eq!(v["board"]["id"], exp["board"], "{fam}");
         assert_eq!(v["active_slot"]["slot"], exp["active_slot"], "{fam}");
@@ -123,6 +124,14 @@ fn mounted_partition_marks_disk_in_use() {
     assert!(
         reasons.contains("mounted on") && reasons.contains(mnt.to_str().unwrap()),
         "{reasons}"
+    );
+    // inspect on the disk warns that it is in use, naming the mount.
+    let (code, v) = common::inspect_json(&lo.dev);
+    assert_eq!(code, 0);
+    assert!(
+        v["device_in_use"].to_string().contains("mounted on"),
+        "{}",
+        v["device_in_use"]
     );
     // The text listing says so too.
     let (_, out, _) = common::run(&["list", lo.dev.to_str().unwrap()]);

@@ -3,6 +3,7 @@
 //! add-ons and backups — as text or JSON.
 
 use crate::cli::InspectArgs;
+use crate::device::{self, SysRoot, discover};
 use crate::error::Outcome;
 use crate::haos::layout::Verdict;
 use crate::haos::{self, InspectReport};
@@ -13,7 +14,10 @@ use std::fmt::Write;
 /// Run `inspect`.
 pub fn run(args: &InspectArgs, out: &Output) -> Result<Outcome> {
     let src = crate::io::source::open(&args.source)?;
-    let rep = haos::inspect(&src, haos::Depth::Full)?;
+    let mut rep = haos::inspect(&src, haos::Depth::Full)?;
+    if src.kind == crate::io::source::SourceKind::BlockDevice {
+        rep.device_in_use = in_use_reasons(&src.path);
+    }
     if out.json {
         out.json_doc(&rep);
     } else {
@@ -23,6 +27,25 @@ pub fn run(args: &InspectArgs, out: &Output) -> Result<Outcome> {
         Verdict::NotHaos => Outcome::NotHaos,
         _ => Outcome::Ok,
     })
+}
+
+/// Why the disk holding `path` is in use, from sysfs and /proc (never opens another disk).
+fn in_use_reasons(path: &std::path::Path) -> Vec<String> {
+    let root = SysRoot::host();
+    let Ok(dev) = crate::sys::block_device_number(path) else {
+        return vec![format!("{}: cannot read its device number", path.display())];
+    };
+    let Some(name) = discover::disk_name_of(&root, dev) else {
+        return vec![format!("{}: not found in sysfs", path.display())];
+    };
+    match device::discover(&root) {
+        Ok(disks) => disks
+            .into_iter()
+            .find(|d| d.name == name)
+            .map(|d| d.ownership.reasons().to_vec())
+            .unwrap_or_else(|| vec![format!("/dev/{name}: not listed by discovery")]),
+        Err(e) => vec![format!("cannot list disks: {e:#}")],
+    }
 }
 
 fn opt(s: &Option<String>) -> &str {
@@ -253,6 +276,12 @@ pub fn render(r: &InspectReport) -> String {
     }
     for p in &r.problems {
         let _ = writeln!(s, "Problem: {p}");
+    }
+    for u in &r.device_in_use {
+        let _ = writeln!(
+            s,
+            "Warning: the disk is in use ({u}); what is mounted can change while it is read"
+        );
     }
     s
 }

@@ -162,6 +162,9 @@ pub struct InspectReport {
     pub data: Option<DataView>,
     /// Damage and things that could not be read, in plain words.
     pub problems: Vec<String>,
+    /// For a block device: why the disk is in use (mounted, swap, held); empty when free.
+    /// A mounted filesystem can change while it is read.
+    pub device_in_use: Vec<String>,
 }
 
 impl InspectReport {
@@ -316,6 +319,7 @@ pub fn inspect_reader(
         bootstate: None,
         data: None,
         problems: Vec::new(),
+        device_in_use: Vec::new(),
     };
     if src.size < 512 {
         bail!(
