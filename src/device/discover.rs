@@ -844,6 +844,22 @@ fn cross_check_with_blockdev(root: &SysRoot, index: &Index, disks: &mut [Probed]
     }
 }
 
+/// The whole disk that device number `dev` belongs to (itself, or the parent of a partition),
+/// from the `sys/dev/block/<major>:<minor>` link. `None` when sysfs does not know it.
+pub fn disk_name_of(root: &SysRoot, dev: DevNum) -> Option<String> {
+    let link = root.join(&format!("sys/dev/block/{dev}"));
+    let target = fs::read_link(&link).ok()?;
+    let last = target.file_name()?.to_str()?.to_string();
+    let is_partition = root
+        .join(&format!("sys/dev/block/{dev}/partition"))
+        .exists();
+    if is_partition {
+        target.parent()?.file_name()?.to_str().map(String::from)
+    } else {
+        Some(last)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -877,21 +893,5 @@ mod tests {
             format!("{e:#}").contains("/nonexistent/lifeboat-root/sys/block"),
             "{e:#}"
         );
-    }
-}
-
-/// The whole disk that device number `dev` belongs to (itself, or the parent of a partition),
-/// from the `sys/dev/block/<major>:<minor>` link. `None` when sysfs does not know it.
-pub fn disk_name_of(root: &SysRoot, dev: DevNum) -> Option<String> {
-    let link = root.join(&format!("sys/dev/block/{dev}"));
-    let target = fs::read_link(&link).ok()?;
-    let last = target.file_name()?.to_str()?.to_string();
-    let is_partition = root
-        .join(&format!("sys/dev/block/{dev}/partition"))
-        .exists();
-    if is_partition {
-        target.parent()?.file_name()?.to_str().map(String::from)
-    } else {
-        Some(last)
     }
 }
