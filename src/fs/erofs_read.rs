@@ -237,6 +237,16 @@ impl WalkError<Fail> {
     }
 }
 
+/// Path components [`walk`] resolves in all, symlink targets included.
+pub(crate) const MAX_WALK_STEPS: usize = 4096;
+
+/// Bytes one [`read_file`] call may read or decode in all: four times the image plus
+/// 256 MiB. Corrupt images can point many lookups at the same large or highly compressed
+/// directory; this keeps the work proportional to the image.
+pub(crate) fn work_budget(image_len: u64) -> u64 {
+    image_len.saturating_mul(4).saturating_add(256 << 20)
+}
+
 /// Longest symlink target accepted (Linux's PATH_MAX).
 pub(crate) const MAX_LINK_LEN: u64 = 4096;
 
@@ -267,7 +277,13 @@ pub(crate) fn walk<N: Clone, E>(
         s.push_str(&String::from_utf8_lossy(name));
         s
     };
+    let mut steps = 0usize;
     while let Some(comp) = pending.pop() {
+        // Symlinks can multiply components (40 links of 4 KiB targets); cap the work.
+        steps = steps.saturating_add(1);
+        if steps > MAX_WALK_STEPS {
+            return Err(WalkError::Loop);
+        }
         if comp.as_slice() == b"." {
             continue;
         }
@@ -409,6 +425,8 @@ struct Fs<'a> {
     root_nid: u64,
     incompat: u32,
     packed_nid: u64,
+    /// What is left of [`work_budget`].
+    budget: std::cell::Cell<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -501,6 +519,7 @@ impl<'a> Fs<'a> {
             root_nid,
             incompat,
             packed_nid,
+            budget: std::cell::Cell::new(work_budget(r.len())),
         })
     }
 
@@ -624,6 +643,10 @@ impl<'a> Fs<'a> {
 
     /// Bytes `[off, off+len)` of `ino`'s data; `depth` counts nested packed-inode reads.
     fn read_range(&self, ino: &Inode, off: u64, len: usize, depth: u8) -> R<Vec<u8>> {
+        let left = self.budget.get().checked_sub(len as u64).ok_or_else(|| {
+            corrupt("the image makes the reader do far more work than its size warrants")
+        })?;
+        self.budget.set(left);
         let end = off.checked_add(len as u64).ck("read range")?;
         if end > ino.size {
             return Err(corrupt(format!(

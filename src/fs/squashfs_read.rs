@@ -21,7 +21,7 @@
 
 use std::io::Read;
 
-use super::erofs_read::{MAX_LINK_LEN, MAX_SYMLINKS, WalkError, walk};
+use super::erofs_read::{MAX_LINK_LEN, MAX_SYMLINKS, WalkError, walk, work_budget};
 use crate::io::ReadAt;
 
 /// Why a file could not be read. Every message names the requested path.
@@ -200,6 +200,8 @@ struct Sq<'a> {
     inode_table: u64,
     dir_table: u64,
     frag_table: u64,
+    /// What is left of the work budget (bytes read or decoded).
+    budget: std::cell::Cell<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -323,6 +325,7 @@ impl<'a> Sq<'a> {
             inode_table: le64(&sb, 64)?,
             dir_table: le64(&sb, 72)?,
             frag_table: le64(&sb, 80)?,
+            budget: std::cell::Cell::new(work_budget(r.len())),
         })
     }
 
@@ -335,6 +338,7 @@ impl<'a> Sq<'a> {
             return Err(corrupt(format!("metadata block of {size} bytes at {pos}")));
         }
         let start = ck(pos.checked_add(2), "metadata position")?;
+        self.charge(size)?;
         let raw = read_bytes(self.r, start, size, "metadata block")?;
         let next = ck(start.checked_add(size as u64), "metadata position")?;
         let data = if h & META_UNCOMPRESSED != 0 {
@@ -348,7 +352,17 @@ impl<'a> Sq<'a> {
         Ok((data, next))
     }
 
+    /// Account for `n` bytes of work.
+    fn charge(&self, n: usize) -> R<()> {
+        let left = self.budget.get().checked_sub(n as u64).ok_or_else(|| {
+            corrupt("the image makes the reader do far more work than its size warrants")
+        })?;
+        self.budget.set(left);
+        Ok(())
+    }
+
     fn decompress(&self, input: &[u8], limit: usize) -> R<Vec<u8>> {
+        self.charge(limit.saturating_add(input.len()))?;
         let bad = |e: String| corrupt(format!("compressed block does not decode: {e}"));
         let over = || {
             corrupt(format!(
@@ -530,6 +544,7 @@ impl<'a> Sq<'a> {
             if size > self.block_size {
                 return Err(corrupt(format!("data block of {size} bytes")));
             }
+            self.charge(size as usize)?;
             let raw = read_bytes(self.r, pos, size as usize, "data block")?;
             pos = ck(pos.checked_add(u64::from(size)), "data position")?;
             let data = if entry & DATA_UNCOMPRESSED != 0 {
