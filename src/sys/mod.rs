@@ -7,9 +7,14 @@
 //! - [`stat`]: device numbers ([`DevNum`]) from sysfs text, `stat` and `fstat`.
 //! - [`mountinfo`], [`swaps`], [`udev`]: pure `&str` parsers for `/proc/self/mountinfo`,
 //!   `/proc/swaps` and udev database records.
+//! - [`sg`], [`nvme`], [`mmc`]: storage-health pass-through (`SG_IO`, `NVME_IOCTL_ADMIN_CMD`,
+//!   `MMC_IOC_CMD`/`MMC_IOC_MULTI_CMD`) for `lifeboat health`.
 
 pub mod ioctl;
+pub mod mmc;
 pub mod mountinfo;
+pub mod nvme;
+pub mod sg;
 pub mod stat;
 pub mod swaps;
 pub mod udev;
