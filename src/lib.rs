@@ -7,6 +7,7 @@
 //! - [`table`]: partition tables (GPT, protective/hybrid MBR, DOS MBR with EBR chains), pure.
 //! - [`fs`]: filesystem probes (FAT, ext2/3/4, squashfs, EROFS) and the read-only FAT reader.
 //! - [`haos`]: Home Assistant OS recognition and the offline view of boot, slots and data.
+//! - [`health`]: storage wear and health (SD, eMMC, NVMe, SATA/USB), decoders and verdicts.
 //! - [`io`]: positional readers over image files and devices, bounded windows, format sniffing.
 //! - [`report`]: rendering results as text or JSON.
 //! - [`backup`]: Home Assistant backup files (tar, backup.json, later SecureTar).
@@ -21,6 +22,7 @@ pub mod device;
 pub mod error;
 pub mod fs;
 pub mod haos;
+pub mod health;
 pub mod io;
 pub mod report;
 pub mod sys;
