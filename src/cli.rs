@@ -25,6 +25,8 @@ pub enum Command {
     List(ListArgs),
     /// Show what is on a disk or image: table, board, OS slots, data, backups
     Inspect(InspectArgs),
+    /// Wear and health of SD cards, eMMC, NVMe and SATA/USB disks, with a verdict
+    Health(crate::cmd::health::HealthArgs),
 }
 
 /// Arguments of `list`.

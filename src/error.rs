@@ -17,6 +17,8 @@ pub const EXIT_NOT_HAOS: i32 = 3;
 pub enum Outcome {
     Ok,
     NotHaos,
+    /// `health`: the exit-status bit mask (docs/exit-codes.md; bits in `health::exit_bits`).
+    Health(u8),
 }
 
 /// The process exit status for a command's result.
@@ -24,6 +26,7 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> i32 {
     match result {
         Ok(Outcome::Ok) => EXIT_OK,
         Ok(Outcome::NotHaos) => EXIT_NOT_HAOS,
+        Ok(Outcome::Health(mask)) => i32::from(*mask),
         Err(_) => EXIT_FAILURE,
     }
 }
@@ -36,6 +39,8 @@ mod tests {
     fn codes() {
         assert_eq!(exit_code(&Ok(Outcome::Ok)), 0);
         assert_eq!(exit_code(&Ok(Outcome::NotHaos)), 3);
+        assert_eq!(exit_code(&Ok(Outcome::Health(0))), 0);
+        assert_eq!(exit_code(&Ok(Outcome::Health(8 | 32))), 40);
         assert_eq!(exit_code(&Err(anyhow::anyhow!("x"))), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand: each turns parsed arguments into a result, hands it to
 //! [`report::Output`](crate::report::Output), and returns an [`Outcome`](crate::error::Outcome).
 
+pub mod health;
 pub mod inspect;
 pub mod list;
