@@ -23,11 +23,15 @@ fn word(b: &[u8], w: usize) -> u16 {
     u16::from_le_bytes([b[2 * w], b[2 * w + 1]])
 }
 
-/// ATA strings: words of two ASCII characters, high byte first, space padded.
+/// ATA strings: words of two ASCII characters, high byte first, space padded. A NUL ends
+/// the string early (some firmware pads with NULs, as libatasmart's C strings show).
 fn ata_string(b: &[u8], first_word: usize, words: usize) -> String {
     let mut s = String::with_capacity(words * 2);
-    for w in first_word..first_word + words {
+    'outer: for w in first_word..first_word + words {
         for c in [b[2 * w + 1], b[2 * w]] {
+            if c == 0 {
+                break 'outer;
+            }
             s.push(if c.is_ascii_graphic() || c == b' ' {
                 c as char
             } else {

@@ -169,8 +169,14 @@ pub fn ata_findings(
                 "attribute {} {name} is at or below its threshold now ({} ≤ {thr}): worn out",
                 a.id, a.value
             ))),
-            (_, Some(false)) => v.push(Finding::warn(format!(
-                "attribute {} {name} was at or below its threshold in the past (worst {} ≤ {thr})",
+            (_, Some(false)) if a.prefailure() => v.push(Finding::warn(format!(
+                "pre-failure attribute {} {name} was at or below its threshold in the past (worst {} ≤ {thr})",
+                a.id, a.worst
+            ))),
+            // An old-age attribute that once crossed its threshold (e.g. a temperature)
+            // is history, not wear: worth knowing, not a warning (libatasmart agrees).
+            (_, Some(false)) => v.push(Finding::info(format!(
+                "old-age attribute {} {name} was at or below its threshold in the past (worst {} ≤ {thr})",
                 a.id, a.worst
             ))),
             _ => {}
