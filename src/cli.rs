@@ -25,6 +25,8 @@ pub enum Command {
     List(ListArgs),
     /// Show what is on a disk or image: table, board, OS slots, data, backups
     Inspect(InspectArgs),
+    /// Home Assistant backups: list, check, extract, decrypt (SecureTar v1/v2/v3)
+    Backup(crate::cmd::backup::BackupArgs),
     /// Wear and health of SD cards, eMMC, NVMe and SATA/USB disks, with a verdict
     Health(crate::cmd::health::HealthArgs),
 }

@@ -11,12 +11,21 @@ pub const EXIT_USAGE: i32 = 2;
 /// `inspect`: the disk or image was read fine, but it is not a Home Assistant OS disk
 /// (an external data disk counts as HAOS media and exits 0).
 pub const EXIT_NOT_HAOS: i32 = 3;
+/// `backup check`: the backup failed the check (Home Assistant would not restore it, the data
+/// is damaged, or the password is wrong).
+pub const EXIT_CHECK_FAILED: i32 = 4;
+/// `backup check`: encrypted contents could not be checked (no password); the rest passed.
+pub const EXIT_CHECK_INCOMPLETE: i32 = 5;
 
 /// What a command achieved, when it ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
     NotHaos,
+    /// `backup check`: verdict "failed".
+    CheckFailed,
+    /// `backup check`: verdict "incomplete".
+    CheckIncomplete,
     /// `health`: the exit-status bit mask (docs/exit-codes.md; bits in `health::exit_bits`).
     Health(u8),
 }
@@ -26,6 +35,8 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> i32 {
     match result {
         Ok(Outcome::Ok) => EXIT_OK,
         Ok(Outcome::NotHaos) => EXIT_NOT_HAOS,
+        Ok(Outcome::CheckFailed) => EXIT_CHECK_FAILED,
+        Ok(Outcome::CheckIncomplete) => EXIT_CHECK_INCOMPLETE,
         Ok(Outcome::Health(mask)) => i32::from(*mask),
         Err(_) => EXIT_FAILURE,
     }
@@ -39,6 +50,8 @@ mod tests {
     fn codes() {
         assert_eq!(exit_code(&Ok(Outcome::Ok)), 0);
         assert_eq!(exit_code(&Ok(Outcome::NotHaos)), 3);
+        assert_eq!(exit_code(&Ok(Outcome::CheckFailed)), 4);
+        assert_eq!(exit_code(&Ok(Outcome::CheckIncomplete)), 5);
         assert_eq!(exit_code(&Ok(Outcome::Health(0))), 0);
         assert_eq!(exit_code(&Ok(Outcome::Health(8 | 32))), 40);
         assert_eq!(exit_code(&Err(anyhow::anyhow!("x"))), 1);

@@ -11,6 +11,7 @@ fn main() {
     let result = match &cli.command {
         Command::List(a) => cmd::list::run(a, &out),
         Command::Inspect(a) => cmd::inspect::run(a, &out),
+        Command::Backup(a) => cmd::backup::run(a, &out),
         Command::Health(a) => cmd::health::run(a, &out),
     };
     if let Err(e) = &result {

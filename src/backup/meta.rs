@@ -30,6 +30,9 @@ pub struct BackupSummary {
     pub protected: bool,
     /// `crypto` marker of older Supervisors (`aes128`), when present.
     pub crypto: Option<String>,
+    /// SecureTar version of the inner archives (1, 2, 3), from the first one; null when
+    /// they are not encrypted.
+    pub encryption: Option<super::securetar::Version>,
     pub compressed: Option<bool>,
     /// Home Assistant Core version in the backup, if Core is included.
     pub homeassistant_version: Option<String>,
@@ -101,6 +104,7 @@ pub fn summarise(bytes: &[u8]) -> Result<BackupSummary> {
         size: 0,
         protected,
         crypto: s(&v, "crypto"),
+        encryption: None,
         compressed: v.get("compressed").and_then(Value::as_bool),
         homeassistant_version: v.get("homeassistant").and_then(|h| s(h, "version")),
         supervisor_version: s(&v, "supervisor_version"),

@@ -1,11 +1,29 @@
-//! Home Assistant backups: the outer tar, `backup.json`, and (later) SecureTar.
+//! Home Assistant backups: the outer tar, `backup.json`, SecureTar, and what `lifeboat backup`
+//! does with them.
 //!
-//! This module owns everything about backup files. For now: listing a backup's members
-//! without reading their bodies ([`tarscan`]) and summarising its `backup.json` ([`meta`]),
-//! which `inspect` uses for the backups found on a data partition.
+//! Reading: [`tarscan`] walks outer-tar headers, [`archive`] opens a backup (members, the
+//! exact `./backup.json`), [`meta`] summarises it, [`inner`] turns an inner archive into a
+//! stream (decrypted by [`securetar`], un-gzipped by [`gzip`], walked as a tar), [`pipe`]
+//! runs decryption on a second core. Commands: [`check`] (with the rules in [`validate`]),
+//! [`extract`], [`decrypt`]. Writing (for issue 7 and `decrypt`): [`securetar::Writer`],
+//! [`securetar::EncryptionKey`] and [`writer::BackupWriter`]. Passwords: [`password`].
+//! Primitives: [`crypto`], [`secretstream`].
 
+pub mod archive;
+pub mod check;
+pub mod crypto;
+pub mod decrypt;
+pub mod extract;
+pub mod gzip;
+pub mod inner;
 pub mod meta;
+pub mod password;
+pub mod pipe;
+pub mod secretstream;
+pub mod securetar;
 pub mod tarscan;
+pub mod validate;
+pub mod writer;
 
 use crate::io::ReadAt;
 use anyhow::{Context, Result};
@@ -34,6 +52,18 @@ pub fn read_summary(r: &dyn ReadAt, what: &str) -> Result<meta::BackupSummary> {
         .with_context(|| format!("{what}: reading backup.json"))?;
     let mut s = meta::summarise(&body).with_context(|| format!("{what}: parsing backup.json"))?;
     s.size = r.len();
+    s.encryption = members
+        .iter()
+        .find(|m| archive::is_inner_archive(m))
+        .and_then(|m| {
+            let mut head = vec![0u8; m.size.min(512) as usize];
+            r.read_exact_at(&mut head, m.data_offset).ok()?;
+            match securetar::sniff(&head) {
+                securetar::Kind::SecureTar(v) => Some(v),
+                securetar::Kind::Unknown if s.protected => Some(securetar::Version::V1),
+                _ => None,
+            }
+        });
     s.members = members
         .iter()
         .filter(|m| m.kind == tarscan::MemberKind::File)

@@ -23,6 +23,11 @@ pub struct Member {
     pub kind: MemberKind,
     /// Byte offset of the member's body in the archive.
     pub data_offset: u64,
+    /// Permission bits and modification time from the header.
+    pub mode: u32,
+    pub mtime: u64,
+    /// Link target of symlinks and hard links.
+    pub link: String,
 }
 
 /// Why a tar could not be walked.
@@ -53,6 +58,9 @@ pub struct Header {
     pub name: String,
     pub size: u64,
     pub typeflag: u8,
+    pub mode: u32,
+    pub mtime: u64,
+    pub link: String,
 }
 
 fn cstr(b: &[u8]) -> String {
@@ -115,6 +123,9 @@ pub fn parse_header(block: &[u8; 512], offset: u64) -> Result<Option<Header>, Ta
         name,
         size,
         typeflag: block[156],
+        mode: octal(&block[100..108]).unwrap_or(0o644) as u32 & 0o7777,
+        mtime: octal(&block[136..148]).unwrap_or(0),
+        link: cstr(&block[157..257]),
     }))
 }
 
@@ -207,6 +218,9 @@ pub fn list(r: &dyn ReadAt, max_members: usize) -> Result<Vec<Member>, TarError>
                     size,
                     kind,
                     data_offset,
+                    mode: h.mode,
+                    mtime: h.mtime,
+                    link: h.link,
                 });
             }
         }

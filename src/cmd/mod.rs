@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns parsed arguments into a result, hands it to
 //! [`report::Output`](crate::report::Output), and returns an [`Outcome`](crate::error::Outcome).
 
+pub mod backup;
 pub mod health;
 pub mod inspect;
 pub mod list;
