@@ -226,6 +226,20 @@ pub fn list(r: &dyn ReadAt, max_members: usize) -> Result<Vec<Member>, TarError>
         }
         off = data_offset + padded;
     }
+    // Fewer than 512 bytes left where a header should be: the end marker is short (fine if
+    // it is zeros), or a header was cut off.
+    if off < len && off + 512 > len {
+        let mut rest = vec![0u8; (len - off) as usize];
+        r.read_exact_at(&mut rest, off)?;
+        if rest.iter().any(|&b| b != 0) {
+            return Err(TarError::Truncated {
+                name: "(next header)".into(),
+                offset: off,
+                size: 512,
+                len,
+            });
+        }
+    }
     Ok(out)
 }
 
