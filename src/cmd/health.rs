@@ -362,7 +362,7 @@ pub fn render(reports: &[DeviceReport]) -> String {
                 ));
             }
             if let Some(n) = k.ioerr_cnt {
-                parts.push(format!("I/O errors counted {n}"));
+                parts.push(format!("SCSI commands not ended cleanly {n}"));
             }
             if let Some(n) = k.iotmo_cnt {
                 parts.push(format!("timeouts {n}"));

@@ -2,9 +2,14 @@
 //! (`/sys/block/X/stat`), SCSI error counters (`device/ioerr_cnt`, `iotmo_cnt`, hex), the
 //! read-only flag, read-only mounts of writable filesystems, ext4's persistent error count
 //! and lifetime writes (`/sys/fs/ext4/<part>/`), and MMC host error counters (debugfs
-//! `err_stats`, root only). Pure parsers for each text format, plus [`gather`], which reads
-//! them under a [`SysRoot`] (so tests run on fixture trees). See
+//! `err_stats`, root only), and the kernel log's I/O error lines for the disk (`/dev/kmsg`,
+//! on the running system only). Pure parsers for each text format, plus [`gather`], which
+//! reads them under a [`SysRoot`] (so tests run on fixture trees). See
 //! `docs/storage-health.md` §7.
+//!
+//! `ioerr_cnt` is reported but not judged: it counts every SCSI command that did not end
+//! GOOD, and SMART pass-through (smartctl's and lifeboat's own RETURN STATUS) ends with
+//! CHECK CONDITION by design. The kernel log names real I/O errors.
 
 use crate::device::{Disk, SysRoot};
 use crate::sys::mountinfo;
@@ -111,6 +116,96 @@ pub struct KernelSignals {
     pub ext4: Vec<Ext4Info>,
     /// MMC host error counters (nonzero ones), when debugfs is readable.
     pub mmc_errors: Vec<(String, u64)>,
+    /// Kernel log lines since boot that report I/O or filesystem errors on this disk, its
+    /// partitions or (NVMe) its paths; `None` when the log could not be read.
+    pub log_errors: Option<Vec<String>>,
+}
+
+/// Does a device name from the kernel log belong to `disk`: the disk, one of `parts`, or
+/// for NVMe a multipath path (`nvme0c0n1` for `nvme0n1`) or its partitions.
+pub fn name_belongs(name: &str, disk: &str, parts: &[String]) -> bool {
+    if name == disk || parts.iter().any(|p| p == name) {
+        return true;
+    }
+    // nvme<C>n<N> ↔ nvme<C>c<K>n<N>[p<P>]
+    if let Some(rest) = disk.strip_prefix("nvme")
+        && let Some((ctrl, ns)) = rest.split_once('n')
+        && let Some(r) = name.strip_prefix(&format!("nvme{ctrl}c"))
+        && let Some((k, tail)) = r.split_once('n')
+        && !k.is_empty()
+        && k.bytes().all(|b| b.is_ascii_digit())
+    {
+        let ns_part = tail.split_once('p').map_or(tail, |(n, _)| n);
+        return ns_part == ns;
+    }
+    false
+}
+
+/// The device a kernel log message is about, for the error messages lifeboat counts
+/// (block layer, buffer cache, ext4, MMC): `None` for every other message.
+pub fn error_line_device(msg: &str) -> Option<&str> {
+    let after = |pat: &str| -> Option<&str> {
+        let i = msg.find(pat)?;
+        let rest = &msg[i + pat.len()..];
+        let end = rest
+            .find(|c: char| c == ',' || c == ')' || c == ':' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        Some(&rest[..end]).filter(|s| !s.is_empty())
+    };
+    for pat in [
+        "I/O error, dev ",
+        "critical medium error, dev ",
+        "timeout error, dev ",
+        "Buffer I/O error on dev ",
+        "EXT4-fs error (device ",
+        "EXT4-fs (",
+    ] {
+        if let Some(d) = after(pat) {
+            if pat == "EXT4-fs (" && !msg.contains("read-only") {
+                continue;
+            }
+            return Some(d);
+        }
+    }
+    // "mmcblk0: recovery failed!", "mmcblk0: error -110 …"
+    let (head, tail) = msg.split_once(": ")?;
+    (head.starts_with("mmcblk")
+        && (tail.contains("recovery failed") || tail.starts_with("error -")))
+    .then_some(head)
+}
+
+/// The message text of `/dev/kmsg` records (`prio,seq,usec,flags;text`).
+pub fn kmsg_text(record: &str) -> &str {
+    record
+        .split_once(';')
+        .map_or(record, |(_, t)| t)
+        .lines()
+        .next()
+        .unwrap_or("")
+}
+
+/// Read every record of the kernel log ring buffer (needs CAP_SYSLOG where
+/// `dmesg_restrict` is set). `None` when it cannot be opened.
+pub fn read_kmsg() -> Option<Vec<String>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+        .ok()?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    // Each read returns one record; EAGAIN at the end; EPIPE when a record was overwritten.
+    for _ in 0..200_000 {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e) if e.raw_os_error() == Some(nix::libc::EPIPE) => continue,
+            Err(_) => break,
+        }
+    }
+    Some(out)
 }
 
 fn read(p: &Path) -> Option<String> {
@@ -149,10 +244,11 @@ pub fn gather(root: &SysRoot, disk: &Disk) -> KernelSignals {
     // NVMe native multipath: the head's stat stays zero; the hidden path has the I/O.
     if disk.name.starts_with("nvme")
         && k.stat.is_none_or(|s| s.is_zero())
-        && let Some((ctrl, ns)) = disk.name.split_once('n').and_then(|(_, rest)| {
-            let (c, n) = rest.split_once('n')?;
-            Some((c.to_string(), n.to_string()))
-        })
+        && let Some((ctrl, ns)) = disk
+            .name
+            .strip_prefix("nvme")
+            .and_then(|rest| rest.split_once('n'))
+            .map(|(c, n)| (c.to_string(), n.to_string()))
         && let Ok(rd) = fs::read_dir(root.join("sys/block"))
     {
         let prefix = format!("nvme{ctrl}c");
@@ -219,6 +315,19 @@ pub fn gather(root: &SysRoot, disk: &Disk) -> KernelSignals {
             }
         }
     }
+    // The kernel log, on the running system only.
+    if root.is_host() {
+        let parts: Vec<String> = disk.partitions.iter().map(|p| p.name.clone()).collect();
+        k.log_errors = read_kmsg().map(|recs| {
+            recs.iter()
+                .map(|r| kmsg_text(r))
+                .filter(|m| {
+                    error_line_device(m).is_some_and(|d| name_belongs(d, &disk.name, &parts))
+                })
+                .map(str::to_string)
+                .collect()
+        });
+    }
     // MMC host error counters (debugfs, root only; absent otherwise).
     if let Ok(target) = fs::canonicalize(&dev)
         && let Some(host) = mmc_host(&target.to_string_lossy())
@@ -273,5 +382,52 @@ mod tests {
             Some("mmc0")
         );
         assert_eq!(mmc_host("/sys/devices/virtio1"), None);
+    }
+
+    #[test]
+    fn kernel_log_error_lines() {
+        // Lines the QEMU guest logged under injected errors (qemu-oracle/run5).
+        let lines = [
+            "critical medium error, dev nvme0c0n1, sector 8192 op 0x0:(READ) flags 0x4000800 phys_seg 1 prio class 2",
+            "I/O error, dev sda, sector 8192 op 0x0:(READ) flags 0x80700 phys_seg 1 prio class 2",
+            "Buffer I/O error on dev sda, logical block 1024, async page read",
+            "blk_update_request: I/O error, dev mmcblk0, sector 64 op 0x0:(READ)",
+            "EXT4-fs error (device mmcblk0p2): ext4_find_entry:1455: inode #2: comm ls: reading directory lblock 0",
+            "EXT4-fs (mmcblk0p2): Remounting filesystem read-only",
+            "mmcblk0: recovery failed!",
+        ];
+        let devs: Vec<_> = lines.iter().map(|l| error_line_device(l)).collect();
+        assert_eq!(
+            devs,
+            [
+                Some("nvme0c0n1"),
+                Some("sda"),
+                Some("sda"),
+                Some("mmcblk0"),
+                Some("mmcblk0p2"),
+                Some("mmcblk0p2"),
+                Some("mmcblk0"),
+            ]
+        );
+        for quiet in [
+            "EXT4-fs (sda1): mounted filesystem with ordered data mode",
+            "sd 0:0:0:0: [sda] Attached SCSI disk",
+            "mmcblk0: mmc0:ddd2 QEMU! 1.00 GiB",
+            "",
+        ] {
+            assert_eq!(error_line_device(quiet), None, "{quiet}");
+        }
+        let parts = vec!["mmcblk0p1".to_string(), "mmcblk0p2".to_string()];
+        assert!(name_belongs("mmcblk0p2", "mmcblk0", &parts));
+        assert!(!name_belongs("mmcblk1", "mmcblk0", &parts));
+        assert!(name_belongs("nvme0c0n1", "nvme0n1", &[]));
+        assert!(name_belongs("nvme0c3n1p2", "nvme0n1", &[]));
+        assert!(!name_belongs("nvme0c0n2", "nvme0n1", &[]));
+        assert!(!name_belongs("nvme1c0n1", "nvme0n1", &[]));
+        assert_eq!(
+            kmsg_text("3,1234,5678,-;I/O error, dev sda, sector 1\n SUBSYSTEM=block\n"),
+            "I/O error, dev sda, sector 1"
+        );
+        assert_eq!(kmsg_text("no header"), "no header");
     }
 }

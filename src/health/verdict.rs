@@ -278,11 +278,20 @@ pub fn sd_vendor_findings(h: &VendorHealth) -> Vec<Finding> {
 /// Kernel signals: I/O errors, read-only state, filesystem errors.
 pub fn kernel_findings(k: &KernelSignals) -> Vec<Finding> {
     let mut v = Vec::new();
-    // libata/SCSI count a few errors while probing (the QEMU disk starts at ioerr_cnt 1),
-    // so only more than that is a signal.
-    if let Some(n) = k.ioerr_cnt.filter(|n| *n > 1) {
+    // ioerr_cnt also counts SMART pass-through commands that end with CHECK CONDITION by
+    // design (smartctl's and lifeboat's own), so it is a fact, not a verdict.
+    if let Some(n) = k.ioerr_cnt.filter(|n| *n > 0) {
+        v.push(Finding::info(format!(
+            "the SCSI layer counted {n} commands that did not end cleanly since boot (this \
+             includes SMART pass-through status queries, so it is not an error count)"
+        )));
+    }
+    if let Some(lines) = k.log_errors.as_ref().filter(|l| !l.is_empty()) {
         v.push(Finding::warn(format!(
-            "the kernel counted {n} failed I/O requests on this disk since boot"
+            "the kernel logged {} I/O or filesystem error lines for this disk since boot, \
+             e.g. \"{}\"",
+            lines.len(),
+            lines[0]
         )));
     }
     if let Some(n) = k.iotmo_cnt.filter(|n| *n > 0) {
@@ -376,12 +385,23 @@ mod tests {
         let f = kernel_findings(&k);
         assert_eq!(f.len(), 2);
         assert_eq!(decide(&f, false), Verdict::Warn);
-        // The one error libata counts at probe time is not a signal.
+        // ioerr_cnt alone (pass-through status queries count there) is only a fact.
         let k = KernelSignals {
-            ioerr_cnt: Some(1),
+            ioerr_cnt: Some(5),
+            log_errors: Some(vec![]),
             ..Default::default()
         };
-        assert!(kernel_findings(&k).is_empty());
+        assert_eq!(decide(&kernel_findings(&k), true), Verdict::Pass);
+        let k = KernelSignals {
+            log_errors: Some(vec!["I/O error, dev sda, sector 8192".into()]),
+            ..Default::default()
+        };
+        let f = kernel_findings(&k);
+        assert_eq!(decide(&f, true), Verdict::Warn);
+        assert!(
+            f[0].text.contains("1 I/O or filesystem error lines"),
+            "{f:?}"
+        );
     }
 
     #[test]
