@@ -61,7 +61,7 @@ fn read_rc(dir: &Path, name: &str) -> i64 {
         .unwrap()
 }
 
-fn dev<'a>(doc: &'a Value, i: usize) -> &'a Value {
+fn dev(doc: &Value, i: usize) -> &Value {
     &doc["devices"][i]
 }
 

@@ -270,4 +270,34 @@ mod tests {
         assert_eq!(c.year, 2005);
         assert!(parse_emmc_cid(&b[..15], None).is_err());
     }
+
+    #[test]
+    fn published_beaglebone_emmc() {
+        // A BeagleBone Black's eMMC as Linux 6.1 printed it on a public mailing list:
+        // name MK2704, manfid 0x000070, oemid 0x0100, serial 0x5992401d, date 04/2023,
+        // rev 0x7, life_time "0x01 0x01", pre_eol_info 0x01. The CID below is those fields
+        // put back in the JEDEC layout (sysfs shows no raw cid there); the date byte 0x4A
+        // only reads as 2023 with the eMMC 4.41+ year rule.
+        let b = crate::health::sd::hex_bytes("700100" /* MID, CBX=BGA, OID */).unwrap();
+        let mut cid = b.clone();
+        cid.extend_from_slice(b"MK2704");
+        cid.push(0x00); // PRV (not printed there)
+        cid.extend_from_slice(&0x5992_401du32.to_be_bytes());
+        cid.push(0x4A);
+        cid.push(0x01);
+        let c = parse_emmc_cid(&cid, Some(7)).unwrap();
+        assert_eq!(c.manufacturer, Some("Kingston"));
+        assert_eq!(c.device_type, "BGA");
+        assert_eq!(c.name, "MK2704");
+        assert_eq!(c.serial, 0x5992_401d);
+        assert_eq!((c.month, c.year), (4, 2023));
+        let (a, b) = parse_sysfs_life_time("0x01 0x01").unwrap();
+        let eol = parse_sysfs_pre_eol("0x01").unwrap();
+        assert_eq!(a.describe(), "0–10% of rated life used");
+        assert_eq!(b.used_max_percent(), Some(10));
+        assert_eq!(
+            eol.describe(),
+            "normal (less than 80% of reserved blocks used)"
+        );
+    }
 }
