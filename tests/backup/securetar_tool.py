@@ -7,6 +7,7 @@ make SRC OUT.tar VERSION PASSWORD   a Supervisor-style backup of the tree SRC (h
                                     securetar 2024.2.1 (its padding bug included)
 decrypt BACKUP.tar PASSWORD OUTDIR  decrypt every inner archive with securetar and extract it
                                     (tarfile, "tar" filter) to OUTDIR/<stem>
+extract BACKUP.tar PASSWORD OUTDIR  the same, streaming (the benchmark's Python side)
 manifest DIR                        JSON {relative path: [kind, mode, sha256 or link target]}
 checkgz BACKUP.tar                  every inner .tar.gz of an unencrypted backup decompresses
                                     with a strict gzip (CRC checked); prints member names
@@ -117,6 +118,23 @@ def decrypt(backup, password, outdir):
     print("ok")
 
 
+def extract(backup, password, outdir):
+    """Stream-decrypt and extract as Supervisor does (tarfile "r|gz" over the cipher stream)."""
+    from securetar import SecureTarArchive
+    outdir = Path(outdir)
+    with SecureTarArchive(Path(backup), "r", password=password) as arch:
+        for member in arch.tar.getmembers():
+            name = member.name.removeprefix("./")
+            if not name.endswith((".tar.gz", ".tar")):
+                continue
+            stem = name.removesuffix(".gz").removesuffix(".tar")
+            mode = "r|gz" if name.endswith(".gz") else "r|"
+            with arch.extract_tar(member) as stream:
+                with tarfile.open(fileobj=stream, mode=mode) as t:
+                    t.extractall(outdir / stem, filter="tar")
+    print("ok")
+
+
 def manifest(d):
     d = Path(d)
     out = {}
@@ -153,6 +171,8 @@ if __name__ == "__main__":
         make(args[0], args[1], int(args[2]), args[3])
     elif cmd == "decrypt":
         decrypt(*args)
+    elif cmd == "extract":
+        extract(*args)
     elif cmd == "manifest":
         manifest(args[0])
     elif cmd == "checkgz":

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Benchmark: decrypt + extract a ~1 GiB SecureTar v2 and v3 backup with lifeboat and with
+# Python securetar (PyPI, streaming like Supervisor: tarfile "r|gz" over the cipher stream).
+# Prints wall time, peak memory (max RSS) and the ratio. Not part of `cargo test`.
+#   scripts/bench-backup.sh [WORKDIR]   (default target/bench-backup; needs ~5 GiB free)
+# Content: 512 MiB of random bytes (like media, incompressible) and 640 MiB of base64 text
+# (compresses to ~75 %), in 128 MiB files, so each backup is about 1 GiB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-target/bench-backup}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+venv=$work/securetar-venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check securetar==2026.10.0
+fi
+py=$venv/bin/python
+tool=$PWD/tests/backup/securetar_tool.py
+cargo build --release -q
+lb=$PWD/target/release/lifeboat
+
+src=$work/src
+if [ ! -f "$src/.complete" ]; then
+  rm -rf "$src"; mkdir -p "$src/media" "$src/text" "$src/.storage"
+  for i in 1 2 3 4; do head -c $((128 << 20)) /dev/urandom > "$src/media/clip$i.bin"; done
+  for i in 1 2 3 4 5; do head -c $((96 << 20)) /dev/urandom | base64 > "$src/text/log$i.txt"; done
+  echo '{"data":{}}' > "$src/.storage/auth"
+  touch "$src/.complete"
+fi
+echo "hunter2" > "$work/pw"
+
+measure() { # label command...  -> "seconds maxrss_kib"
+  local out; out=$({ /usr/bin/time -f "%e %M" "${@:2}" >/dev/null; } 2>&1 | tail -1)
+  echo "$out"
+}
+
+for v in 2 3; do
+  b=$work/backup-v$v.tar
+  [ -f "$b" ] || "$py" "$tool" make "$src" "$b" "$v" hunter2
+  size=$(stat -c %s "$b")
+  sync
+  rm -rf "$work/py-out" "$work/lb-out"
+  read -r pt pm < <(measure py "$py" "$tool" extract "$b" hunter2 "$work/py-out")
+  read -r lt lm < <(measure lb "$lb" backup extract "$b" -o "$work/lb-out" --password-file "$work/pw")
+  # The two extractions hold the same files.
+  (cd "$work/py-out/homeassistant" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$work/py.sum"
+  (cd "$work/lb-out/homeassistant" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$work/lb.sum"
+  cmp -s "$work/py.sum" "$work/lb.sum" || { echo "v$v: extracted trees differ"; exit 1; }
+  ratio=$(python3 -c "print(f'{$pt/$lt:.1f}')")
+  printf 'v%s backup %d MiB: python securetar %ss (max RSS %d MiB), lifeboat %ss (max RSS %d MiB): %sx faster\n' \
+    "$v" $((size >> 20)) "$pt" $((pm >> 10)) "$lt" $((lm >> 10)) "$ratio"
+  rm -rf "$work/py-out" "$work/lb-out"
+done
