@@ -270,3 +270,59 @@ fn raw_out_needs_a_writable_dir() {
     assert_eq!(code, 1);
     assert!(err.contains("creating"), "{err}");
 }
+
+/// Copy a fixture tree (symlinks kept) into a temp dir so a test can add files to it.
+fn copy_tree(case: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", fixture(case).display()))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir
+}
+
+#[test]
+fn kernel_signals_read_only_remount_ext4_errors_and_stats() {
+    let t = copy_tree("sata");
+    let root = t.path();
+    let sda = root.join("sys/block/sda");
+    std::fs::write(
+        sda.join("stat"),
+        "    5        0       40      429        0        0        0        0        0      428      429        0        0        0        0        0        0\n",
+    )
+    .unwrap();
+    std::fs::write(sda.join("device/ioerr_cnt"), "0x5\n").unwrap();
+    std::fs::write(sda.join("device/iotmo_cnt"), "0x0\n").unwrap();
+    let ext4 = root.join("sys/fs/ext4/sda1");
+    std::fs::create_dir_all(&ext4).unwrap();
+    std::fs::write(ext4.join("errors_count"), "3\n").unwrap();
+    std::fs::write(ext4.join("first_error_time"), "1700000000\n").unwrap();
+    std::fs::write(ext4.join("last_error_time"), "1700000100\n").unwrap();
+    std::fs::write(ext4.join("lifetime_write_kbytes"), "1048576\n").unwrap();
+    // ext4 remounted read-only after errors (superblock options say ro).
+    let mut mi = std::fs::read_to_string(root.join("proc/self/mountinfo")).unwrap();
+    mi.push_str("40 27 8:1 / /mnt/data ro,relatime - ext4 /dev/sda1 ro,errors=remount-ro\n");
+    std::fs::write(root.join("proc/self/mountinfo"), mi).unwrap();
+
+    let (code, doc) = json(&["--sysfs-root", root.to_str().unwrap(), "sda"]);
+    let d = device(&doc, "sda");
+    let k = &d["kernel"];
+    assert_eq!(k["stat"]["read_ios"], 5);
+    assert_eq!(k["stat"]["read_ticks_ms"], 429);
+    assert_eq!(k["ioerr_cnt"], 5);
+    assert_eq!(k["read_only_mounts"][0]["device"], "/dev/sda1");
+    assert_eq!(k["read_only_mounts"][0]["mount_point"], "/mnt/data");
+    assert_eq!(k["ext4"][0]["errors_count"], 3);
+    assert_eq!(k["ext4"][0]["lifetime_write_kbytes"], 1_048_576);
+    // A fixture root: the kernel log is not read.
+    assert!(k["log_errors"].is_null());
+    assert_eq!(d["verdict"], "warn", "{d:#}");
+    let text = d["reasons"].to_string();
+    assert!(text.contains("mounted read-only on /mnt/data"), "{text}");
+    assert!(text.contains("has recorded 3 errors"), "{text}");
+    assert!(text.contains("1.0 GiB of writes over its life"), "{text}");
+    assert_eq!(code, 16 | 64);
+}
