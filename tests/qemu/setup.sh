@@ -38,10 +38,15 @@ $SUDO mkdir -p "$CACHE"
 $SUDO chown "$(id -u):$(id -g)" "$CACHE"
 cd "$CACHE"
 if [ ! -s vmlinux ] || [ ! -s kernel-version ] || [ ! -x bbroot/bin/busybox ]; then
-  kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  if [ -z "$kpkg" ]; then  # package lists missing or stale: refresh once
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+  fi
   [ -n "$kpkg" ] || { echo "setup: cannot find the kernel package behind linux-image-amd64" >&2; exit 1; }
   rm -rf dl kroot bbroot vmlinux kernel-version
-  mkdir dl && (cd dl && apt-get download "$kpkg" busybox-static >/dev/null)
+  mkdir dl && (cd dl && apt-get download "$kpkg" busybox-static >/dev/null 2>&1) ||
+    { echo "setup: apt-get download $kpkg busybox-static failed" >&2; exit 1; }
   dpkg-deb -x dl/"$kpkg"_*.deb kroot
   dpkg-deb -x dl/busybox-static_*.deb bbroot
   kv=${kpkg#linux-image-}
