@@ -630,3 +630,91 @@ fn lists_backups_on_an_haos_image() {
     assert_eq!(code, 0);
     assert!(out.contains("SecureTar v2"), "{out}");
 }
+
+/// Copy a file out of the data partition of a fixture image with debugfs (e2fsprogs).
+fn dump_from_image(img: &Path, inner: &str, out: &Path) -> Result<(), String> {
+    let (code, v, _) = json(&["inspect", s(img)]);
+    if code != 0 {
+        return Err(format!("inspect exit {code}"));
+    }
+    let data = v["partitions"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["role"] == "data"))
+        .ok_or("no data partition")?;
+    let (start, size) = (
+        data["start_bytes"].as_u64().unwrap(),
+        data["size_bytes"].as_u64().unwrap(),
+    );
+    let bytes = std::fs::read(img).map_err(|e| e.to_string())?;
+    let part = out.with_extension("part");
+    std::fs::write(&part, &bytes[start as usize..(start + size) as usize])
+        .map_err(|e| e.to_string())?;
+    let st = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("dump {inner} {}", s(out)))
+        .arg(&part)
+        .output()
+        .map_err(|e| format!("debugfs: {e}"))?;
+    if !out.is_file() {
+        return Err(format!("debugfs: {}", String::from_utf8_lossy(&st.stderr)));
+    }
+    Ok(())
+}
+
+#[test]
+fn haos_fixture_v2_backup_checks_extracts_and_decrypts() {
+    let Some(dir) = common::fixtures_or_skip("haos_fixture_v2_backup") else {
+        return;
+    };
+    if !common::have("debugfs") {
+        eprintln!("skipped haos_fixture_v2_backup: debugfs missing");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let b = tmp.path().join("a519c354.tar");
+    dump_from_image(&dir.join("rpi4.img"), "/supervisor/backup/a519c354.tar", &b).unwrap();
+    let pf = pwfile(tmp.path(), "lifeboat-fixture-pw");
+    let (code, c, _) = json(&["backup", "check", s(&b), "--password-file", s(&pf)]);
+    assert_eq!(code, 0, "{c:#}");
+    assert_eq!(c["password"], "correct");
+    assert!(
+        c["archives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["ok"] == true && a["encryption"] == 2),
+        "{c:#}"
+    );
+    let x = tmp.path().join("x");
+    let (code, _, err) = run(&[
+        "backup",
+        "extract",
+        s(&b),
+        "-o",
+        s(&x),
+        "--password-file",
+        s(&pf),
+        "--only",
+        "homeassistant",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(x.join("homeassistant/data/configuration.yaml").is_file());
+    assert!(!x.join("share").exists(), "--only limits the archives");
+    let d = tmp.path().join("d.tar");
+    let (code, _, err) = run(&[
+        "backup",
+        "decrypt",
+        s(&b),
+        "-o",
+        s(&d),
+        "--password-file",
+        s(&pf),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, c, _) = json(&["backup", "check", s(&d)]);
+    assert_eq!(
+        (code, c["password"].as_str()),
+        (0, Some("not_needed")),
+        "{c:#}"
+    );
+}
