@@ -246,6 +246,14 @@ fn blob_verdicts_follow_the_overall_class() {
         2026,
     )
     .unwrap();
+    // 820 × 32 MiB = 25.6 GiB, what skdump prints as "27.514 GB" (decimal).
+    assert!(
+        r.reasons
+            .iter()
+            .any(|f| f.text == "25.6 GiB written by the host over the drive's life (attribute 241)"),
+        "{:?}",
+        r.reasons
+    );
     let w = r.ata.unwrap().wear.unwrap();
     assert_eq!((w.attribute, w.remaining_percent), (233, 100));
 }

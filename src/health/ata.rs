@@ -590,6 +590,29 @@ pub fn wear_indicator(model: &str, attrs: &[Attribute]) -> Option<WearIndicator>
     None
 }
 
+/// Bytes written by the host from attribute 241 (Total_LBAs_Written), whose unit depends on
+/// the vendor (reference §5.4): 512-byte LBAs (Samsung, Crucial/Micron), 32 MiB (Intel
+/// Host_Writes_32MiB), GiB (Kingston/Phison). `(raw, None)` when the unit is not known.
+pub fn host_writes(model: &str, attrs: &[Attribute]) -> Option<(u64, Option<u128>)> {
+    let a = attrs.iter().find(|a| a.id == 241)?;
+    let raw = a.raw48();
+    let m = model.to_ascii_lowercase();
+    let unit: Option<u128> = if m.starts_with("intel") {
+        Some(32 << 20)
+    } else if m.starts_with("samsung")
+        || m.starts_with("crucial")
+        || m.starts_with("micron")
+        || m.starts_with("ct")
+    {
+        Some(512)
+    } else if m.starts_with("kingston") {
+        Some(1 << 30)
+    } else {
+        None
+    };
+    Some((raw, unit.map(|u| u128::from(raw) * u)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,6 +198,27 @@ pub fn ata_findings(
             Finding::info(text)
         });
     }
+    match ata::host_writes(model, attrs) {
+        Some((_, Some(bytes))) => v.push(Finding::info(format!(
+            "{} written by the host over the drive's life (attribute 241)",
+            super::raw::human_u128(bytes)
+        ))),
+        Some((raw, None)) => v.push(Finding::info(format!(
+            "attribute 241 Total_LBAs_Written raw {raw} (its unit depends on the vendor)"
+        ))),
+        None => {}
+    }
+    if let Some(a) = attrs.iter().find(|a| a.id == 173 && a.raw48() > 0)
+        && (model.to_ascii_lowercase().starts_with("crucial")
+            || model.to_ascii_lowercase().starts_with("micron")
+            || model.to_ascii_lowercase().starts_with("ct")
+            || model.starts_with("WDC"))
+    {
+        v.push(Finding::info(format!(
+            "average block erase count {} (attribute 173)",
+            a.raw48() & 0xFFFF_FFFF
+        )));
+    }
     if let Some(a) = attrs.iter().find(|a| a.id == 199)
         && a.raw48() > 0
     {
