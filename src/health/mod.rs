@@ -367,6 +367,51 @@ mod tests {
         );
     }
 
+    /// Every decoder on random bytes of every length up to a bit past its page: errors or
+    /// values, never a panic.
+    #[test]
+    fn decoders_never_panic_on_random_input() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut rnd = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        for len in (0..600).chain([4095, 4096, 4100]) {
+            let b = rnd(len);
+            let _ = ata::parse_identify(&b);
+            let _ = ata::parse_smart_data(&b);
+            let _ = ata::parse_thresholds(&b);
+            let _ = ata::parse_blob(&b);
+            let _ = nvme::parse_smart_log(&b);
+            let _ = nvme::parse_identify_controller(&b);
+            let _ = mmc::parse_ext_csd(&b);
+            let _ = mmc::parse_emmc_cid(&b, Some(8));
+            let _ = sd::parse_cid(&b);
+            let _ = sd::parse_csd(&b);
+            let _ = sd::parse_scr(&b);
+            let _ = sd::parse_ssr(&b);
+            let _ = sat::parse_sense(&b);
+            let _ = sat::jmicron_response(&b);
+            let _ = kernel::parse_stat(&String::from_utf8_lossy(&b));
+            let _ = kernel::parse_err_stats(&String::from_utf8_lossy(&b));
+            let _ = kernel::error_line_device(&String::from_utf8_lossy(&b));
+            let _ = mmc::parse_sysfs_life_time(&String::from_utf8_lossy(&b));
+        }
+        // Register-sized inputs through every CSD structure and SSR/SCR value.
+        for _ in 0..2000 {
+            let _ = sd::parse_csd(&rnd(16));
+            let _ = sd::parse_scr(&rnd(8));
+            let _ = sd::parse_ssr(&rnd(64));
+            let _ = mmc::parse_ext_csd(&rnd(512));
+        }
+    }
+
     #[test]
     fn u128_json_is_a_string() {
         #[derive(Serialize)]
