@@ -836,3 +836,96 @@ fn probe_emmc(root: &SysRoot, disk: &Disk, o: &Options, r: &mut DeviceReport) {
     }
     raw::finish_emmc(r);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Ownership;
+
+    fn usb_disk(vid: u16, pid: u16, model: &str, product: &str) -> Disk {
+        Disk {
+            name: "sdb".into(),
+            path: "/dev/sdb".into(),
+            size: 32 << 30,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            removable: true,
+            read_only: false,
+            model: Some(model.into()),
+            serial: None,
+            transport: Transport::Usb {
+                vendor_id: vid,
+                product_id: pid,
+                manufacturer: None,
+                product: Some(product.into()),
+                driver: Some("usb-storage".into()),
+            },
+            backing_file: None,
+            mountpoints: vec![],
+            swap: false,
+            holders: vec![],
+            partitions: vec![],
+            system_disk: false,
+            ownership: Ownership::Unused,
+            udev: Default::default(),
+        }
+    }
+
+    #[test]
+    fn sd_card_in_a_usb_reader_says_so() {
+        // A Realtek card reader (0bda:0158) is not in the bridge table.
+        let d = usb_disk(0x0bda, 0x0158, "SD/MMC", "USB2.0-CRW");
+        let (src, bridge, _) = source_for(&d);
+        assert_eq!((src, bridge), (Source::None, None));
+        assert_eq!(
+            no_source_reason(&d, None),
+            "no wear data: SD card in a USB reader (card commands cannot pass through it) — \
+             run `lifeboat image` now if it holds your only copy"
+        );
+        let d = usb_disk(0x46f4, 0x0001, "QEMU HARDDISK", "QEMU USB HARDDRIVE");
+        assert!(no_source_reason(&d, None).contains("unknown USB bridge 46f4:0001"));
+    }
+
+    #[test]
+    fn bridges_pick_the_source() {
+        let d = usb_disk(0x152d, 0x0583, "", "");
+        assert_eq!(source_for(&d).0, Source::SntJmicron);
+        let d = usb_disk(0x174c, 0x2362, "", "");
+        assert_eq!(source_for(&d).0, Source::SntAsmedia);
+        let d = usb_disk(0x2e8a, 0x0030, "", "");
+        assert_eq!(
+            source_for(&d),
+            (
+                Source::Sat,
+                Some(Bridge::SatNoStatus),
+                Some("Raspberry Pi USB Flash Drive".into())
+            )
+        );
+        let d = usb_disk(0x152d, 0x0539, "", "");
+        let (s, b, _) = source_for(&d);
+        assert_eq!(s, Source::None);
+        assert!(no_source_reason(&d, b).contains("may disconnect"));
+    }
+
+    #[test]
+    fn sysfs_only_probe_opens_nothing() {
+        let d = usb_disk(0x152d, 0x0578, "SSD", "");
+        let o = Options {
+            source: None,
+            ioctls: false,
+            cmd56: None,
+            cmd56_write: false,
+            keep_raw: true,
+            this_year: 2026,
+        };
+        let r = probe(&SysRoot(std::env::temp_dir().join("no-such-root")), &d, &o);
+        assert_eq!(r.source, Source::Sat);
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        assert!(r.raw_pages.is_empty());
+        assert!(
+            r.reasons
+                .iter()
+                .any(|f| f.text.contains("device not opened"))
+        );
+    }
+}
