@@ -326,3 +326,47 @@ fn kernel_signals_read_only_remount_ext4_errors_and_stats() {
     assert!(text.contains("1.0 GiB of writes over its life"), "{text}");
     assert_eq!(code, 16 | 64);
 }
+
+#[test]
+fn nvme_controller_names_stand_for_their_namespaces() {
+    let root = fixture("nvme");
+    for arg in ["/dev/nvme0", "nvme0", "nvme0n1"] {
+        let (_, doc) = json(&["--sysfs-root", root.to_str().unwrap(), arg]);
+        assert_eq!(doc["devices"][0]["name"], "nvme0n1", "{arg}");
+        assert_eq!(doc["devices"].as_array().unwrap().len(), 1, "{arg}");
+    }
+    let (code, _, err) = health(&["--sysfs-root", root.to_str().unwrap(), "/dev/nvme1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/dev/nvme1"), "{err}");
+}
+
+#[test]
+fn no_vendor_command_to_the_system_card_unless_asked() {
+    // The SD card holds / and its CID says SanDisk (the pfSense report's card).
+    let t = copy_tree("sd-card");
+    let root = t.path();
+    std::fs::write(
+        root.join("sys/block/mmcblk0/device/cid"),
+        "0353445343313647806cb1100a011a00\n",
+    )
+    .unwrap();
+    let mi = std::fs::read_to_string(root.join("proc/self/mountinfo"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains(" / / "))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + "27 1 179:2 / / rw,relatime - ext4 /dev/mmcblk0p2 rw\n";
+    std::fs::write(root.join("proc/self/mountinfo"), mi).unwrap();
+    let (_, doc) = json(&["--sysfs-root", root.to_str().unwrap()]);
+    let d = &doc["devices"][0];
+    assert_eq!(d["name"], "mmcblk0", "system disk first: {doc:#}");
+    assert_eq!(d["system_disk"], true);
+    assert_eq!(d["sd"]["cid"]["manufacturer"], "SanDisk");
+    let why = d["sd"]["cmd56_result"].as_str().unwrap();
+    assert!(
+        why.starts_with("not sent: this card holds the running system")
+            && why.ends_with("--cmd56 sandisk"),
+        "{why}"
+    );
+}

@@ -122,7 +122,16 @@ fn probe_devices(args: &HealthArgs, year: u16) -> Result<Vec<DeviceReport>> {
     };
     let mut disks = device::discover(&root)
         .with_context(|| format!("listing disks under {}", args.sysfs_root.display()))?;
-    let matches = |d: &device::Disk, w: &PathBuf| *w == d.path || w.as_os_str() == d.name.as_str();
+    // A disk by path or kernel name; an NVMe controller (`/dev/nvme0`, as smartctl and
+    // nvme-cli take it) stands for its namespaces (`nvme0n1`, …).
+    let matches = |d: &device::Disk, w: &PathBuf| {
+        let s = w.to_string_lossy();
+        let n = s.strip_prefix("/dev/").unwrap_or(&s);
+        let controller = n
+            .strip_prefix("nvme")
+            .is_some_and(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
+        *w == d.path || n == d.name || (controller && d.name.starts_with(&format!("{n}n")))
+    };
     for w in &args.devices {
         if !disks.iter().any(|d| matches(d, w)) {
             let hint = disks

@@ -642,7 +642,26 @@ fn probe_sd(root: &SysRoot, disk: &Disk, o: &Options, r: &mut DeviceReport) {
     );
     let parsed_cid = cid.as_deref().and_then(|b| sd::parse_cid(b).ok());
     let gated = parsed_cid.as_ref().and_then(sd::method_for);
-    let method = o.cmd56.or(gated);
+    // On the card the system runs from, even a known manufacturer's command is only sent
+    // when asked: a card of that brand without the health command stalls about a second
+    // while the host recovers it (sdmon reports; one Transcend card vanished).
+    let method = match (o.cmd56, gated) {
+        (Some(m), _) => Some(m),
+        (None, Some(m)) if disk.system_disk => {
+            if let Some(s) = r.sd.as_mut() {
+                s.cmd56_result = Some(format!(
+                    "not sent: this card holds the running system, and a card without its \
+                     vendor's health command stalls while the host recovers it; ask with \
+                     --cmd56 {}",
+                    m.name()
+                ));
+            }
+            None
+        }
+        (None, g) => g,
+    };
+    let not_known = "not sent: the card's manufacturer is not one whose health command is \
+                     known (use --cmd56 METHOD to ask anyway)";
     if let Some(f) = open_disk(root, disk, o, r) {
         // Check the card type again right before talking to the card.
         if !matches!(
@@ -656,12 +675,10 @@ fn probe_sd(root: &SysRoot, disk: &Disk, o: &Options, r: &mut DeviceReport) {
             match method {
                 Some(m) => sd_cmd56(&f, m, o, r),
                 None => {
-                    if let Some(s) = r.sd.as_mut() {
-                        s.cmd56_result = Some(
-                            "not sent: the card's manufacturer is not one whose health command \
-                             is known (use --cmd56 METHOD to ask anyway)"
-                                .into(),
-                        );
+                    if let Some(s) = r.sd.as_mut()
+                        && s.cmd56_result.is_none()
+                    {
+                        s.cmd56_result = Some(not_known.into());
                     }
                 }
             }
