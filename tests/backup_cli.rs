@@ -132,7 +132,7 @@ fn make_tree(dir: &Path) -> PathBuf {
     let src = dir.join("src");
     std::fs::create_dir_all(src.join(".storage")).unwrap();
     std::fs::create_dir_all(src.join("sub")).unwrap();
-    let big: Vec<u8> = (0..(1_200_000u32))
+    let big: Vec<u8> = (0..1_200_000u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
     std::fs::write(src.join("big.bin"), &big).unwrap();

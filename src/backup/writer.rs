@@ -12,7 +12,7 @@
 //! let tar_gz = std::fs::File::open("homeassistant.tar.gz")?;   // gzip(tar) made beforehand
 //! let len = tar_gz.metadata()?.len();
 //! let mut w = BackupWriter::new(std::fs::File::create("backup.tar")?);
-//! w.append_bytes("./backup.json", br#"{"slug":"…","protected":true}"#, 1_700_000_000)?;
+//! w.append_bytes("./backup.json", br#"{"slug":"a1b2c3d4","protected":true}"#, 1_700_000_000)?;
 //! w.append_encrypted("homeassistant.tar.gz", len, tar_gz, &key, 1_700_000_000)?;
 //! w.finish()?;
 //! # Ok(()) }
