@@ -11,6 +11,8 @@
 //! - [`io`]: positional readers over image files and devices, bounded windows, format sniffing.
 //! - [`report`]: rendering results as text or JSON.
 //! - [`backup`]: Home Assistant backup files (tar, backup.json, later SecureTar).
+//! - [`imaging`]: `image`: used-range maps, rescue reads, ddrescue mapfiles, the pipeline.
+//! - [`verify`]: image manifests and bmap files (written by `image`, read by `verify`/`flash`).
 //! - [`cli`]: the clap definitions.
 //! - [`cmd`]: one module per subcommand, turning arguments into results.
 //! - [`error`]: the exit-status policy, decided in one place.
@@ -23,7 +25,9 @@ pub mod error;
 pub mod fs;
 pub mod haos;
 pub mod health;
+pub mod imaging;
 pub mod io;
 pub mod report;
 pub mod sys;
 pub mod table;
+pub mod verify;

@@ -923,6 +923,41 @@ impl<'a> FatFs<'a> {
         self.try_exists(path).unwrap_or(false)
     }
 
+    /// Byte ranges of the partition in use, for used-blocks-only imaging: everything before
+    /// the data area (boot sector, reserved sectors, every FAT copy, the fixed root directory)
+    /// and each cluster whose entry in the active FAT is not free (bad-cluster marks count as
+    /// used). Ranges are `(start, len)`, sorted and merged. Fails if the FAT cannot be read.
+    pub fn used_ranges(&self) -> Result<Vec<(u64, u64)>, FatError> {
+        let mut out: Vec<(u64, u64)> = vec![(0, self.data_offset)];
+        let cs = self.cluster_size();
+        let mut run: Option<u64> = None;
+        let last = self.last_cluster();
+        let mut c = 2u64;
+        while c <= last + 1 {
+            // `link` reads the FAT through its 4 KiB block cache: sequential here.
+            let free = if c > last {
+                true
+            } else {
+                matches!(self.link(c as u32, "FAT")?, Link::Free)
+            };
+            match (free, run) {
+                (false, None) => run = Some(c),
+                (true, Some(s)) => {
+                    let start = self.cluster_offset(s as u32);
+                    let len = (c - s) * cs;
+                    match out.last_mut() {
+                        Some(l) if l.0 + l.1 == start => l.1 += len,
+                        _ => out.push((start, len)),
+                    }
+                    run = None;
+                }
+                _ => {}
+            }
+            c += 1;
+        }
+        Ok(out)
+    }
+
     /// Read a whole file, refusing files larger than `max_len` bytes.
     pub fn read_file(&self, path: &str, max_len: u64) -> Result<Vec<u8>, FatError> {
         let shown = display_path(&components(path));

@@ -1,0 +1,553 @@
+//! The imaging pipeline: reader → whole-image hash → per-range hash → (compress →) write, one
+//! thread per stage, joined by bounded queues so a slow stage holds the others back instead
+//! of filling memory. Buffers travel by value (no copies) and come back to the reader
+//! through a small pool.
+//!
+//! The writer applies each chunk's mapfile update only after the chunk is written, and saves
+//! the mapfile (after `fdatasync` of a raw image) at the configured interval, so a mapfile on
+//! disk never claims more than the image holds: what `--resume` relies on.
+
+use super::compress::{self, Encoder, Format};
+use super::mapfile::{Mapfile, Status};
+use super::ranges::Extent;
+use super::reader::AlignedBuf;
+use crate::verify::bmap::hex;
+use anyhow::{Context, Result, anyhow};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A MiB of zeros for hashing and writing unused ranges.
+static ZEROS: [u8; 1 << 20] = [0u8; 1 << 20];
+
+/// What a chunk carries.
+#[derive(Debug)]
+pub enum Payload {
+    /// `len` bytes read from the source.
+    Data(AlignedBuf, usize),
+    /// `len` zero bytes (unused, or not read yet).
+    Zero(u64),
+}
+
+/// A piece of the image, in order.
+#[derive(Debug)]
+pub struct Chunk {
+    pub off: u64,
+    pub payload: Payload,
+    /// Mapfile updates to apply once the chunk is written.
+    pub map: Vec<(Extent, Status)>,
+}
+
+impl Chunk {
+    pub fn len(&self) -> u64 {
+        match &self.payload {
+            Payload::Data(_, n) => *n as u64,
+            Payload::Zero(n) => *n,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A mapfile kept on disk while it changes.
+pub struct MapKeeper {
+    pub map: Mapfile,
+    /// Where it is saved; None keeps it in memory only (stdout without `--mapfile`).
+    pub path: Option<PathBuf>,
+    pub command: String,
+    pub started: SystemTime,
+    pub interval: Duration,
+    pub last_save: Instant,
+}
+
+impl MapKeeper {
+    /// Save now.
+    pub fn save(&mut self) -> Result<()> {
+        self.last_save = Instant::now();
+        match &self.path {
+            Some(p) => self.map.save(p, &self.command, self.started),
+            None => Ok(()),
+        }
+    }
+    /// Whether the save interval has passed.
+    pub fn due(&self) -> bool {
+        self.last_save.elapsed() >= self.interval
+    }
+}
+
+/// Where the image goes.
+pub trait Sink: Send {
+    fn data(&mut self, off: u64, b: &[u8]) -> io::Result<()>;
+    fn zero(&mut self, off: u64, len: u64) -> io::Result<()>;
+    /// Make everything written so far durable (before a mapfile save).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Complete the output; returns the stored bytes and their SHA-256 when known.
+    fn finish(self: Box<Self>) -> io::Result<(Option<u64>, Option<String>)>;
+}
+
+/// A raw image file written sparse: zero 4 KiB blocks and unused ranges become holes.
+pub struct RawFileSink {
+    pub file: File,
+    pub size: u64,
+}
+
+impl Sink for RawFileSink {
+    fn data(&mut self, off: u64, b: &[u8]) -> io::Result<()> {
+        write_sparse(&self.file, off, b)
+    }
+    fn zero(&mut self, _off: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn finish(self: Box<Self>) -> io::Result<(Option<u64>, Option<String>)> {
+        self.file.set_len(self.size)?;
+        self.file.sync_all()?;
+        Ok((None, None))
+    }
+}
+
+/// Write `b` at `off`, leaving all-zero 4 KiB blocks unwritten (holes in a fresh file).
+pub fn write_sparse(f: &File, off: u64, b: &[u8]) -> io::Result<()> {
+    const B: usize = 4096;
+    let mut i = 0;
+    while i < b.len() {
+        // Skip zero blocks.
+        while i < b.len() && b[i..(i + B).min(b.len())].iter().all(|&x| x == 0) {
+            i += B;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let s = i;
+        while i < b.len() && !b[i..(i + B).min(b.len())].iter().all(|&x| x == 0) {
+            i += B;
+        }
+        let e = i.min(b.len());
+        f.write_all_at(&b[s..e], off + s as u64)?;
+    }
+    Ok(())
+}
+
+/// Counts and hashes what passes through to `inner`.
+pub struct HashWriter<W: Write> {
+    inner: W,
+    pub bytes: u64,
+    hasher: Sha256,
+    out: std::sync::Arc<std::sync::Mutex<Option<(u64, String)>>>,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.hasher.update(&b[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()?;
+        if let Ok(mut o) = self.out.lock() {
+            *o = Some((self.bytes, hex(&self.hasher.clone().finalize())));
+        }
+        Ok(())
+    }
+}
+
+struct PlainEnc<W: Write + Send>(W);
+impl<W: Write + Send> Write for PlainEnc<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+impl<W: Write + Send> Encoder for PlainEnc<W> {
+    fn finish_stream(mut self: Box<Self>) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+type Stats = std::sync::Arc<std::sync::Mutex<Option<(u64, String)>>>;
+
+/// A sequential stream (stdout or a compressed file): every byte is written in order,
+/// zeros included.
+pub struct StreamSink {
+    enc: Option<Box<dyn Encoder>>,
+    file: Option<File>,
+    stats: Stats,
+    pos: u64,
+}
+
+impl StreamSink {
+    /// `out` is the destination; `file` a handle to fsync at the end (None for stdout).
+    pub fn new(
+        out: Box<dyn Write + Send>,
+        file: Option<File>,
+        format: Format,
+        level: i32,
+        threads: u32,
+    ) -> io::Result<Self> {
+        let stats: Stats = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let hw = HashWriter {
+            inner: out,
+            bytes: 0,
+            hasher: Sha256::new(),
+            out: std::sync::Arc::clone(&stats),
+        };
+        let enc: Box<dyn Encoder> = if format == Format::Raw {
+            Box::new(PlainEnc(hw))
+        } else {
+            compress::encoder(format, hw, level, threads)?
+        };
+        Ok(StreamSink {
+            enc: Some(enc),
+            file,
+            stats,
+            pos: 0,
+        })
+    }
+
+    fn check(&mut self, off: u64) -> io::Result<&mut Box<dyn Encoder>> {
+        if off != self.pos {
+            return Err(io::Error::other(format!(
+                "stream output out of order: got byte {off}, expected {}",
+                self.pos
+            )));
+        }
+        self.enc
+            .as_mut()
+            .ok_or_else(|| io::Error::other("stream already finished"))
+    }
+}
+
+impl Sink for StreamSink {
+    fn data(&mut self, off: u64, b: &[u8]) -> io::Result<()> {
+        self.check(off)?.write_all(b)?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+    fn zero(&mut self, off: u64, len: u64) -> io::Result<()> {
+        let e = self.check(off)?;
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(ZEROS.len() as u64) as usize;
+            e.write_all(&ZEROS[..n])?;
+            left -= n as u64;
+        }
+        self.pos += len;
+        Ok(())
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn finish(mut self: Box<Self>) -> io::Result<(Option<u64>, Option<String>)> {
+        if let Some(e) = self.enc.take() {
+            e.finish_stream()?;
+        }
+        if let Some(f) = &self.file {
+            f.sync_all()?;
+        }
+        let st = self.stats.lock().ok().and_then(|g| g.clone());
+        Ok(match st {
+            Some((n, h)) => (Some(n), Some(h)),
+            None => (None, None),
+        })
+    }
+}
+
+/// Incremental SHA-256 of each of a sorted list of ranges, fed the image in order.
+pub struct RangeHasher {
+    ranges: Vec<Extent>,
+    idx: usize,
+    cur: Sha256,
+    pub done: Vec<(Extent, String)>,
+}
+
+impl RangeHasher {
+    pub fn new(ranges: Vec<Extent>) -> Self {
+        RangeHasher {
+            ranges,
+            idx: 0,
+            cur: Sha256::new(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Feed `len` bytes at `off`: `data` when given, else zeros.
+    pub fn feed(&mut self, off: u64, len: u64, data: Option<&[u8]>) {
+        let end = off + len;
+        let mut pos = off;
+        while pos < end && self.idx < self.ranges.len() {
+            let r = self.ranges[self.idx];
+            if r.end() <= pos {
+                self.finish_one();
+                continue;
+            }
+            if r.start >= end {
+                break;
+            }
+            let s = pos.max(r.start);
+            let e = end.min(r.end());
+            match data {
+                Some(d) => self.cur.update(&d[(s - off) as usize..(e - off) as usize]),
+                None => {
+                    let mut left = e - s;
+                    while left > 0 {
+                        let n = left.min(ZEROS.len() as u64) as usize;
+                        self.cur.update(&ZEROS[..n]);
+                        left -= n as u64;
+                    }
+                }
+            }
+            pos = e;
+            if e == r.end() {
+                self.finish_one();
+            }
+        }
+    }
+
+    fn finish_one(&mut self) {
+        let h = std::mem::replace(&mut self.cur, Sha256::new());
+        if let Some(r) = self.ranges.get(self.idx) {
+            self.done.push((*r, hex(&h.finalize())));
+        }
+        self.idx += 1;
+    }
+
+    /// All range hashes (ranges never fed hash as empty input would not be right: callers
+    /// feed the whole image first).
+    pub fn finish(mut self) -> Vec<(Extent, String)> {
+        while self.idx < self.ranges.len() {
+            self.finish_one();
+        }
+        self.done
+    }
+}
+
+/// Feed zeros to a SHA-256.
+pub fn hash_zeros(h: &mut Sha256, mut len: u64) {
+    while len > 0 {
+        let n = len.min(ZEROS.len() as u64) as usize;
+        h.update(&ZEROS[..n]);
+        len -= n as u64;
+    }
+}
+
+/// What the pipeline produced.
+pub struct PipelineResult {
+    /// SHA-256 of the whole image as streamed.
+    pub sha256: String,
+    pub ranges: Vec<(Extent, String)>,
+    /// Stored bytes and their SHA-256 (streams).
+    pub stored: (Option<u64>, Option<String>),
+    pub keeper: Option<MapKeeper>,
+    /// Bytes that passed through.
+    pub bytes: u64,
+}
+
+/// What the writer thread hands back: bytes written, stored size and hash, the mapfile.
+type WriterDone = (u64, (Option<u64>, Option<String>), Option<MapKeeper>);
+
+/// The pipeline's input is closed because a later stage stopped (its error comes from
+/// [`Pipeline::finish`]).
+#[derive(Debug)]
+pub struct Stopped;
+
+/// A running pipeline.
+pub struct Pipeline {
+    tx: Option<SyncSender<Chunk>>,
+    pool: Receiver<AlignedBuf>,
+    h1: JoinHandle<String>,
+    h2: JoinHandle<Vec<(Extent, String)>>,
+    w: JoinHandle<Result<WriterDone>>,
+}
+
+impl Pipeline {
+    /// Start the stage threads. `ranges` are the ranges to hash separately (the map).
+    pub fn start(
+        queue: usize,
+        ranges: Vec<Extent>,
+        mut sink: Box<dyn Sink>,
+        mut keeper: Option<MapKeeper>,
+    ) -> Result<Pipeline> {
+        let queue = queue.max(1);
+        let (tx, rx0) = sync_channel::<Chunk>(queue);
+        let (tx1, rx1) = sync_channel::<Chunk>(queue);
+        let (tx2, rx2) = sync_channel::<Chunk>(queue);
+        let (ptx, pool) = sync_channel::<AlignedBuf>(queue * 3 + 4);
+        let h1 = std::thread::Builder::new()
+            .name("lifeboat-sha".into())
+            .spawn(move || {
+                let mut h = Sha256::new();
+                for c in rx0 {
+                    match &c.payload {
+                        Payload::Data(b, n) => h.update(b.get(*n)),
+                        Payload::Zero(n) => hash_zeros(&mut h, *n),
+                    }
+                    if tx1.send(c).is_err() {
+                        break;
+                    }
+                }
+                hex(&h.finalize())
+            })
+            .context("starting the hash thread")?;
+        let h2 = std::thread::Builder::new()
+            .name("lifeboat-rangesha".into())
+            .spawn(move || {
+                let mut rh = RangeHasher::new(ranges);
+                for c in rx1 {
+                    match &c.payload {
+                        Payload::Data(b, n) => rh.feed(c.off, *n as u64, Some(b.get(*n))),
+                        Payload::Zero(n) => rh.feed(c.off, *n, None),
+                    }
+                    if tx2.send(c).is_err() {
+                        break;
+                    }
+                }
+                rh.finish()
+            })
+            .context("starting the range hash thread")?;
+        let w = std::thread::Builder::new()
+            .name("lifeboat-write".into())
+            .spawn(move || -> Result<_> {
+                let mut bytes = 0u64;
+                for c in rx2 {
+                    let len = c.len();
+                    match c.payload {
+                        Payload::Data(b, n) => {
+                            sink.data(c.off, b.get(n))
+                                .with_context(|| format!("writing the image at byte {}", c.off))?;
+                            let _ = ptx.try_send(b);
+                        }
+                        Payload::Zero(n) => sink
+                            .zero(c.off, n)
+                            .with_context(|| format!("writing the image at byte {}", c.off))?,
+                    }
+                    bytes += len;
+                    if let Some(k) = &mut keeper
+                        && !c.map.is_empty()
+                    {
+                        for (e, st) in &c.map {
+                            k.map.set(e.start, e.len, *st);
+                            k.map.current_pos = e.end();
+                        }
+                        if k.due() {
+                            sink.sync()
+                                .context("syncing the image before saving the mapfile")?;
+                            k.save()?;
+                        }
+                    }
+                }
+                sink.sync().context("syncing the image")?;
+                if let Some(k) = &mut keeper {
+                    k.save()?;
+                }
+                let stored = sink.finish().context("finishing the image")?;
+                Ok((bytes, stored, keeper))
+            })
+            .context("starting the writer thread")?;
+        Ok(Pipeline {
+            tx: Some(tx),
+            pool,
+            h1,
+            h2,
+            w,
+        })
+    }
+
+    /// A buffer of at least `cap` bytes, recycled when possible.
+    pub fn buffer(&self, cap: usize) -> AlignedBuf {
+        match self.pool.try_recv() {
+            Ok(b) if b.capacity() >= cap => b,
+            _ => AlignedBuf::new(cap),
+        }
+    }
+
+    /// Queue a chunk. Fails when a later stage has stopped (its error comes from `finish`).
+    pub fn send(&self, c: Chunk) -> Result<(), Stopped> {
+        match &self.tx {
+            Some(tx) => tx.send(c).map_err(|_| Stopped),
+            None => Err(Stopped),
+        }
+    }
+
+    /// Close the input and wait for every stage.
+    pub fn finish(mut self) -> Result<PipelineResult> {
+        self.tx = None;
+        let sha256 = self
+            .h1
+            .join()
+            .map_err(|_| anyhow!("the hash thread panicked"))?;
+        let ranges = self
+            .h2
+            .join()
+            .map_err(|_| anyhow!("the range hash thread panicked"))?;
+        let (bytes, stored, keeper) = self
+            .w
+            .join()
+            .map_err(|_| anyhow!("the writer thread panicked"))??;
+        Ok(PipelineResult {
+            sha256,
+            ranges,
+            stored,
+            keeper,
+            bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_hasher_matches_direct_hashes() {
+        let img: Vec<u8> = (0..50_000u32).map(|i| (i % 241) as u8).collect();
+        let ranges = vec![
+            Extent::new(0, 4096),
+            Extent::new(10_000, 20_000),
+            Extent::new(49_000, 1000),
+        ];
+        let mut rh = RangeHasher::new(ranges.clone());
+        // Odd chunking, with one zero chunk inside a range.
+        let mut zeroed = img.clone();
+        zeroed[12_000..13_000].fill(0);
+        let mut off = 0u64;
+        for n in [3000u64, 5000, 4000, 1000, 37_000] {
+            if off == 12_000 {
+                rh.feed(off, n, None);
+            } else {
+                rh.feed(off, n, Some(&zeroed[off as usize..(off + n) as usize]));
+            }
+            off += n;
+        }
+        let got = rh.finish();
+        assert_eq!(got.len(), 3);
+        for (e, h) in got {
+            let want = hex(&Sha256::digest(&zeroed[e.start as usize..e.end() as usize]));
+            assert_eq!(h, want, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn sparse_writes_leave_holes_and_keep_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("img");
+        let f = File::create(&p).unwrap();
+        let mut b = vec![0u8; 5 * 4096 + 100];
+        b[4096] = 1;
+        b[5 * 4096 + 99] = 2;
+        write_sparse(&f, 8192, &b).unwrap();
+        f.set_len(8192 + b.len() as u64).unwrap();
+        let back = std::fs::read(&p).unwrap();
+        assert_eq!(&back[8192..], &b[..]);
+    }
+}
