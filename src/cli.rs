@@ -29,6 +29,8 @@ pub enum Command {
     Backup(crate::cmd::backup::BackupArgs),
     /// Wear and health of SD cards, eMMC, NVMe and SATA/USB disks, with a verdict
     Health(crate::cmd::health::HealthArgs),
+    /// Copy a disk into a hashed, compressed image of its used blocks, rescuing bad sectors
+    Image(crate::cmd::image::ImageArgs),
 }
 
 /// Arguments of `list`.

@@ -16,6 +16,8 @@ pub const EXIT_NOT_HAOS: i32 = 3;
 pub const EXIT_CHECK_FAILED: i32 = 4;
 /// `backup check`: encrypted contents could not be checked (no password); the rest passed.
 pub const EXIT_CHECK_INCOMPLETE: i32 = 5;
+/// `image`: the image was written, but some sectors could not be read (zero-filled, listed).
+pub const EXIT_IMAGE_INCOMPLETE: i32 = 6;
 
 /// What a command achieved, when it ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,8 @@ pub enum Outcome {
     CheckIncomplete,
     /// `health`: the exit-status bit mask (docs/exit-codes.md; bits in `health::exit_bits`).
     Health(u8),
+    /// `image`: written, with unreadable sectors zero-filled.
+    ImageIncomplete,
 }
 
 /// The process exit status for a command's result.
@@ -38,6 +42,7 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> i32 {
         Ok(Outcome::CheckFailed) => EXIT_CHECK_FAILED,
         Ok(Outcome::CheckIncomplete) => EXIT_CHECK_INCOMPLETE,
         Ok(Outcome::Health(mask)) => i32::from(*mask),
+        Ok(Outcome::ImageIncomplete) => EXIT_IMAGE_INCOMPLETE,
         Err(_) => EXIT_FAILURE,
     }
 }
@@ -52,6 +57,7 @@ mod tests {
         assert_eq!(exit_code(&Ok(Outcome::NotHaos)), 3);
         assert_eq!(exit_code(&Ok(Outcome::CheckFailed)), 4);
         assert_eq!(exit_code(&Ok(Outcome::CheckIncomplete)), 5);
+        assert_eq!(exit_code(&Ok(Outcome::ImageIncomplete)), 6);
         assert_eq!(exit_code(&Ok(Outcome::Health(0))), 0);
         assert_eq!(exit_code(&Ok(Outcome::Health(8 | 32))), 40);
         assert_eq!(exit_code(&Err(anyhow::anyhow!("x"))), 1);

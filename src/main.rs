@@ -13,6 +13,7 @@ fn main() {
         Command::Inspect(a) => cmd::inspect::run(a, &out),
         Command::Backup(a) => cmd::backup::run(a, &out),
         Command::Health(a) => cmd::health::run(a, &out),
+        Command::Image(a) => cmd::image::run(a, &out),
     };
     if let Err(e) = &result {
         out.error(e);

@@ -3,5 +3,6 @@
 
 pub mod backup;
 pub mod health;
+pub mod image;
 pub mod inspect;
 pub mod list;
