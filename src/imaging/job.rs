@@ -638,6 +638,9 @@ pub fn run(
                 "a compressed stream cannot be resumed: run it again"
             ));
         }
+        keeper.map.phase = mapfile::Phase::Finished;
+        keeper.map.current_pos = 0;
+        keeper.save()?;
         stored = r.stored;
         hashes = Some((r.sha256, r.ranges));
     }
