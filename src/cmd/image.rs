@@ -317,6 +317,9 @@ fn render(o: &ImageOutcome) -> String {
                     _ => "  outside any partition".into(),
                 }
             );
+            for f in b.files.iter().take(5) {
+                s += &format!("      hits {f}\n");
+            }
         }
         if m.bad.len() > 20 {
             s += &format!("  … {} more in the manifest\n", m.bad.len() - 20);

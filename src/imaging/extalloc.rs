@@ -52,21 +52,21 @@ fn u32_at(b: &[u8], o: usize) -> u64 {
         .unwrap_or(0)
 }
 
-struct Geometry {
-    block: u64,
-    blocks: u64,
+pub(super) struct Geometry {
+    pub(super) block: u64,
+    pub(super) blocks: u64,
     first_data_block: u64,
     blocks_per_group: u64,
     clusters_per_group: u64,
     cluster_ratio: u64,
-    groups: u64,
+    pub(super) groups: u64,
     desc_size: u64,
-    inodes_per_group: u64,
-    inode_size: u64,
+    pub(super) inodes_per_group: u64,
+    pub(super) inode_size: u64,
     reserved_gdt: u64,
     first_meta_bg: u64,
     compat: u32,
-    incompat: u32,
+    pub(super) incompat: u32,
     ro_compat: u32,
     backup_bgs: [u64; 2],
 }
@@ -216,11 +216,11 @@ impl Geometry {
     }
 }
 
-struct Desc {
-    block_bitmap: u64,
-    inode_bitmap: u64,
-    inode_table: u64,
-    flags: u16,
+pub(super) struct Desc {
+    pub(super) block_bitmap: u64,
+    pub(super) inode_bitmap: u64,
+    pub(super) inode_table: u64,
+    pub(super) flags: u16,
 }
 
 fn parse_desc(b: &[u8], is64: bool) -> Desc {
@@ -233,15 +233,14 @@ fn parse_desc(b: &[u8], is64: bool) -> Desc {
     }
 }
 
-/// Read the allocation of the ext filesystem at the start of `r` (a partition window).
-pub fn read(r: &dyn ReadAt) -> Result<ExtAllocation, String> {
+/// The geometry and group descriptors of the ext filesystem at the start of `r`.
+pub(super) fn open(r: &dyn ReadAt) -> Result<(Geometry, Vec<Desc>), String> {
     let mut sb = vec![0u8; 1024];
     r.read_exact_at(&mut sb, SB_OFF)
         .map_err(|e| format!("superblock unreadable: {e}"))?;
     let g = Geometry::parse(&sb)?;
     let bs = g.block;
     let is64 = g.incompat & INCOMPAT_64BIT != 0;
-    // Group descriptors.
     let mut descs = Vec::with_capacity(usize::try_from(g.groups).unwrap_or(0));
     let dpb = g.descs_per_block();
     let mut blockbuf = vec![0u8; usize::try_from(bs).map_err(|e| e.to_string())?];
@@ -260,6 +259,15 @@ pub fn read(r: &dyn ReadAt) -> Result<ExtAllocation, String> {
             descs.push(parse_desc(d, is64));
         }
     }
+    Ok((g, descs))
+}
+
+/// Read the allocation of the ext filesystem at the start of `r` (a partition window).
+pub fn read(r: &dyn ReadAt) -> Result<ExtAllocation, String> {
+    let (g, descs) = open(r)?;
+    let bs = g.block;
+    let dpb = g.descs_per_block();
+    let blockbuf_len = usize::try_from(bs).map_err(|e| e.to_string())?;
     let mut used: Vec<Extent> = Vec::new();
     let mut notes = Vec::new();
     let blk = |b: u64, n: u64| Extent::new(b.saturating_mul(bs), n.saturating_mul(bs));
@@ -291,7 +299,7 @@ pub fn read(r: &dyn ReadAt) -> Result<ExtAllocation, String> {
         }
     }
     let ratio = g.cluster_ratio;
-    let mut bitmap = vec![0u8; blockbuf.len()];
+    let mut bitmap = vec![0u8; blockbuf_len];
     for (gi, d) in descs.iter().enumerate() {
         let gi = gi as u64;
         let start = g.group_start(gi);

@@ -267,6 +267,40 @@ fn locate(parts: &[PartUsage], inspect: &Option<serde_json::Value>, e: Extent) -
     }
 }
 
+/// Fill `files` of the bad ranges that lie in ext partitions, reading the finished raw image.
+fn attach_files(part: &Path, size: u64, parts: &[PartUsage], bad: &mut [BadRange]) {
+    let Ok(f) = File::open(part) else {
+        return;
+    };
+    let r = crate::io::FileReader::new(f, size);
+    for p in parts
+        .iter()
+        .filter(|p| p.fs.as_deref().is_some_and(|f| f.starts_with("ext")))
+    {
+        let idx: Vec<usize> = bad
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.partition == Some(p.number))
+            .map(|(i, _)| i)
+            .collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let exts: Vec<Extent> = idx
+            .iter()
+            .map(|&i| Extent::new(bad[i].start - p.start, bad[i].length))
+            .collect();
+        let w = crate::io::Window::new(&r, p.start, p.size);
+        if let Ok(hits) = super::badfiles::files_hit(&w, &exts) {
+            for (k, files) in hits {
+                if let Some(&i) = idx.get(k) {
+                    bad[i].files = files;
+                }
+            }
+        }
+    }
+}
+
 fn timing(name: &str, t: Instant, bytes: u64) -> PhaseTiming {
     let secs = t.elapsed().as_secs_f64();
     PhaseTiming {
@@ -650,11 +684,18 @@ pub fn run(
     // Bad ranges: whatever in the domain is not finished.
     let finished = keeper.map.ranges(Status::Finished);
     let bad_ext = ranges::subtract(&map.used, &finished, size);
-    let bad: Vec<BadRange> = bad_ext
+    let mut bad: Vec<BadRange> = bad_ext
         .iter()
         .map(|e| locate(&map.partitions, &inspect, *e))
         .collect();
     let bad_bytes = ranges::total(&bad_ext);
+    if seekable
+        && !bad.is_empty()
+        && let Some(part) = &paths.part
+    {
+        progress.phase("bad-files", 0);
+        attach_files(part, size, &map.partitions, &mut bad);
+    }
 
     // Bmap and manifest.
     let image_name = paths

@@ -8,6 +8,7 @@
 //! - [`job`]: one `image` run from options to manifest; [`svg`]: the read-speed picture.
 //! - [`ranges`]: byte-range set operations.
 
+pub mod badfiles;
 pub mod compress;
 pub mod extalloc;
 pub mod job;
