@@ -31,6 +31,8 @@ pub enum Command {
     Health(crate::cmd::health::HealthArgs),
     /// Copy a disk into a hashed, compressed image of its used blocks, rescuing bad sectors
     Image(crate::cmd::image::ImageArgs),
+    /// Check an image against its manifest, bmap or SHA-256, or a disk against an image
+    Verify(crate::cmd::verify::VerifyArgs),
 }
 
 /// Arguments of `list`.

@@ -18,6 +18,8 @@ pub const EXIT_CHECK_FAILED: i32 = 4;
 pub const EXIT_CHECK_INCOMPLETE: i32 = 5;
 /// `image`: the image was written, but some sectors could not be read (zero-filled, listed).
 pub const EXIT_IMAGE_INCOMPLETE: i32 = 6;
+/// `verify`: the image or the device does not match what it was checked against.
+pub const EXIT_VERIFY_FAILED: i32 = 7;
 
 /// What a command achieved, when it ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub enum Outcome {
     Health(u8),
     /// `image`: written, with unreadable sectors zero-filled.
     ImageIncomplete,
+    /// `verify`: a check failed (mismatching ranges or hashes).
+    VerifyFailed,
 }
 
 /// The process exit status for a command's result.
@@ -43,6 +47,7 @@ pub fn exit_code(result: &anyhow::Result<Outcome>) -> i32 {
         Ok(Outcome::CheckIncomplete) => EXIT_CHECK_INCOMPLETE,
         Ok(Outcome::Health(mask)) => i32::from(*mask),
         Ok(Outcome::ImageIncomplete) => EXIT_IMAGE_INCOMPLETE,
+        Ok(Outcome::VerifyFailed) => EXIT_VERIFY_FAILED,
         Err(_) => EXIT_FAILURE,
     }
 }
@@ -58,6 +63,7 @@ mod tests {
         assert_eq!(exit_code(&Ok(Outcome::CheckFailed)), 4);
         assert_eq!(exit_code(&Ok(Outcome::CheckIncomplete)), 5);
         assert_eq!(exit_code(&Ok(Outcome::ImageIncomplete)), 6);
+        assert_eq!(exit_code(&Ok(Outcome::VerifyFailed)), 7);
         assert_eq!(exit_code(&Ok(Outcome::Health(0))), 0);
         assert_eq!(exit_code(&Ok(Outcome::Health(8 | 32))), 40);
         assert_eq!(exit_code(&Err(anyhow::anyhow!("x"))), 1);

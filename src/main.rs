@@ -14,6 +14,7 @@ fn main() {
         Command::Backup(a) => cmd::backup::run(a, &out),
         Command::Health(a) => cmd::health::run(a, &out),
         Command::Image(a) => cmd::image::run(a, &out),
+        Command::Verify(a) => cmd::verify::run(a, &out),
     };
     if let Err(e) = &result {
         out.error(e);

@@ -6,3 +6,4 @@ pub mod health;
 pub mod image;
 pub mod inspect;
 pub mod list;
+pub mod verify;

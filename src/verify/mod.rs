@@ -3,4 +3,6 @@
 //! `image` writes both; `verify` and `flash` read them.
 
 pub mod bmap;
+pub mod check;
+pub mod input;
 pub mod manifest;
