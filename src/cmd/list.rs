@@ -27,6 +27,10 @@ pub struct ListedDisk {
     pub disk: Disk,
     pub in_use: bool,
     pub haos: Option<HaosBrief>,
+    /// lifeboat's udev rules (`lifeboat udev install`) marked the disk or one of its
+    /// partitions `LIFEBOAT_HAOS=1`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub udev_haos: bool,
 }
 
 /// The JSON document of `list`.
@@ -61,6 +65,24 @@ fn brief(disk: &Disk, root: &SysRoot) -> HaosBrief {
     }
 }
 
+/// True when the udev database marks the disk, or one of its partitions, `LIFEBOAT_HAOS=1`
+/// (set by `udev/61-lifeboat.rules`). Unreadable records count as unmarked: informative only.
+fn udev_marks_haos(disk: &Disk, root: &SysRoot) -> bool {
+    let marked = |props: &std::collections::BTreeMap<String, String>| {
+        props.get("LIFEBOAT_HAOS").is_some_and(|v| v == "1")
+    };
+    marked(&disk.udev)
+        || disk.partitions.iter().any(|p| {
+            std::fs::read_to_string(root.sys_block(&disk.name).join(&p.name).join("dev"))
+                .ok()
+                .and_then(|dev| {
+                    std::fs::read_to_string(root.join(&format!("run/udev/data/b{}", dev.trim())))
+                        .ok()
+                })
+                .is_some_and(|t| marked(&crate::sys::udev::parse_properties(&t)))
+        })
+}
+
 /// Run `list`.
 pub fn run(args: &ListArgs, out: &Output) -> Result<Outcome> {
     let root = SysRoot(args.sysfs_root.clone());
@@ -92,6 +114,7 @@ pub fn run(args: &ListArgs, out: &Output) -> Result<Outcome> {
             ListedDisk {
                 in_use: d.in_use(),
                 haos,
+                udev_haos: udev_marks_haos(&d, &root),
                 disk: d,
             }
         })
@@ -114,7 +137,8 @@ pub fn run(args: &ListArgs, out: &Output) -> Result<Outcome> {
     ]);
     for l in &listed {
         let d = &l.disk;
-        let haos = match &l.haos {
+        let mut haos = match &l.haos {
+            None if l.udev_haos => "yes (udev)".to_string(),
             None => "-".to_string(),
             Some(h) => match h.verdict.as_str() {
                 "haos" => format!(
@@ -130,6 +154,9 @@ pub fn run(args: &ListArgs, out: &Output) -> Result<Outcome> {
                 _ => "? (cannot read)".into(),
             },
         };
+        if l.udev_haos && l.haos.as_ref().is_some_and(|h| h.verdict != "haos") {
+            haos.push_str(" (udev: HAOS)");
+        }
         let in_use = if d.system_disk {
             "yes (system)".to_string()
         } else if l.in_use {

@@ -1,6 +1,6 @@
 //! Pure parser for udev's database records, `/run/udev/data/b<major>:<minor>`: the
 //! `E:KEY=VALUE` lines are the device's properties (`ID_SERIAL`, `ID_FS_LABEL`, our own
-//! `LIFEBOAT_*` from `udev/60-lifeboat.rules`). Other record types (`S:` symlinks, `G:` tags,
+//! `LIFEBOAT_*` from `udev/61-lifeboat.rules`). Other record types (`S:` symlinks, `G:` tags,
 //! `I:` init time …) are ignored. The format is udev's internal one, so a line that is not
 //! understood is skipped rather than fatal: these properties are informative only and never
 //! decide whether a disk is free.
