@@ -6,4 +6,5 @@ pub mod health;
 pub mod image;
 pub mod inspect;
 pub mod list;
+pub mod udev;
 pub mod verify;
