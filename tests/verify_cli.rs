@@ -257,3 +257,92 @@ fn against_a_loop_device_with_o_direct() {
         }
     }
 }
+
+#[test]
+fn a_bmaptool_bmap_is_checked() {
+    if !common::have("bmaptool") {
+        eprintln!("skipping a_bmaptool_bmap_is_checked: bmaptool missing (bmap-tools)");
+        return;
+    }
+    let Some(fx) = fixtures_or_skip("a_bmaptool_bmap_is_checked") else {
+        return;
+    };
+    let d = tmp();
+    let raw = d.path().join("odroid-n2.img");
+    make_image(&fx.join("odroid-n2.img"), &raw); // sparse: free space is holes
+    let bmap = d.path().join("tool.bmap");
+    let out = std::process::Command::new("bmaptool")
+        .args([
+            "create",
+            "-o",
+            bmap.to_str().unwrap(),
+            raw.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, v, e) = verify_json(&[
+        raw.to_str().unwrap(),
+        "--no-sidecars",
+        "--bmap",
+        bmap.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{v}\n{e}");
+    let c = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "bmap-ranges")
+        .unwrap()
+        .clone();
+    assert_eq!(c["ok"], true);
+    assert!(c["detail"].as_str().unwrap().starts_with("0 of "), "{c}");
+    assert_ne!(c["detail"].as_str().unwrap(), "0 of 0 ranges differ");
+    // Damage the first byte of the last mapped range bmaptool recorded.
+    let text = std::fs::read_to_string(&bmap).unwrap();
+    let bs: u64 = text
+        .split("<BlockSize>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let last = text.rsplit("<Range").next().unwrap();
+    let body = last
+        .split('>')
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .trim();
+    let first_block: u64 = body.split('-').next().unwrap().trim().parse().unwrap();
+    let off = first_block * bs;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&raw)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, off).unwrap();
+    f.write_all_at(&[!b[0]], off).unwrap();
+    drop(f);
+    let (code, v, _) = verify_json(&[
+        raw.to_str().unwrap(),
+        "--no-sidecars",
+        "--bmap",
+        bmap.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 7, "{v}");
+    let mis = v["mismatches"].as_array().unwrap();
+    assert_eq!(mis.len(), 1, "{v}");
+    assert_eq!(mis[0]["check"], "bmap");
+    assert_eq!(mis[0]["start"].as_u64().unwrap(), off);
+}
