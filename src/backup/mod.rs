@@ -8,19 +8,32 @@
 //! [`extract`], [`decrypt`]. Writing (for issue 7 and `decrypt`): [`securetar::Writer`],
 //! [`securetar::EncryptionKey`] and [`writer::BackupWriter`]. Passwords: [`password`].
 //! Primitives: [`crypto`], [`secretstream`].
+//!
+//! Recovery from a card or image (issue 7): [`card`] opens its data partition without
+//! mounting; [`create`] makes a Supervisor-format backup from it (by Home Assistant's own
+//! exclusion [`rules`], with the recorder database checked by [`sqlite`]); [`rescue`] copies
+//! the backups it holds off it; [`report`] lists what a restore will not bring back;
+//! [`isotime`] reads and writes backup dates.
 
 pub mod archive;
+pub mod card;
 pub mod check;
+pub mod create;
 pub mod crypto;
 pub mod decrypt;
 pub mod extract;
 pub mod gzip;
 pub mod inner;
+pub mod isotime;
 pub mod meta;
 pub mod password;
 pub mod pipe;
+pub mod report;
+pub mod rescue;
+pub mod rules;
 pub mod secretstream;
 pub mod securetar;
+pub mod sqlite;
 pub mod tarscan;
 pub mod validate;
 pub mod writer;

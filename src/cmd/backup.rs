@@ -1,13 +1,16 @@
-//! `lifeboat backup list|check|extract|decrypt`: Home Assistant backups found on an HAOS disk
-//! or image, in a directory or given as files; the offline restore drill; safe extraction; an
-//! unencrypted copy. The clap types live here; the work is in [`crate::backup`].
+//! `lifeboat backup list|check|extract|decrypt|create|rescue|report`: Home Assistant backups
+//! found on an HAOS disk or image, in a directory or given as files; the offline restore
+//! drill; safe extraction; an unencrypted copy; a new backup made from a card that no longer
+//! boots; the backups a card holds, copied off and checked; what a restore will not bring
+//! back. The clap types live here; the work is in [`crate::backup`].
 
 use crate::backup::archive::Backup;
 use crate::backup::check::{self, CheckReport, Verdict};
 use crate::backup::meta::BackupSummary;
 use crate::backup::password::{self, Password, PasswordSource};
+use crate::backup::securetar::{EncryptionKey, Version};
 use crate::backup::validate::Level;
-use crate::backup::{decrypt, extract};
+use crate::backup::{card, create, decrypt, extract, report, rescue};
 use crate::error::Outcome;
 use crate::report::{Output, SCHEMA_VERSION, Table, human_bytes};
 use anyhow::{Context, Result};
@@ -34,6 +37,12 @@ pub enum BackupCommand {
     Extract(ExtractArgs),
     /// Write the same backup without encryption (still restorable)
     Decrypt(DecryptArgs),
+    /// Make a restorable backup from a card or image that no longer boots
+    Create(CreateArgs),
+    /// Copy the backups a card or image holds off it, each checked, newest first
+    Rescue(RescueArgs),
+    /// What a restore will not bring back by itself: sign-ins, hardware, mounts
+    Report(ReportArgs),
 }
 
 /// Where the password comes from (never the command line).
@@ -116,6 +125,81 @@ pub struct DecryptArgs {
     pub password: PasswordArgs,
 }
 
+/// Arguments of `backup create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// HAOS disk (e.g. /dev/sdb), image file, or its data partition
+    pub source: PathBuf,
+    /// The backup to write (a .tar Home Assistant restores)
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Replace FILE if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Name of the backup (default: "Recovered by lifeboat <date>")
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Only these parts: homeassistant, addons, folders, share, ssl, media,
+    /// addons/local, or add-on slugs
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub partial: Vec<String>,
+    /// Leave these parts out (the same words, and `database`)
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub exclude: Vec<String>,
+    /// Leave the recorder database (history, statistics) out
+    #[arg(long)]
+    pub exclude_database: bool,
+    /// Do not run SQLite's integrity check on the database
+    #[arg(long)]
+    pub no_database_check: bool,
+    /// Do not read the new backup back when it is written
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Encrypt (SecureTar), with the key from the emergency kit
+    #[arg(long)]
+    pub encrypt: bool,
+    /// SecureTar version: 2 (any HA since 2025.1) or 3 (HA 2026.3 and later)
+    #[arg(long, value_name = "2|3", default_value_t = 2, requires = "encrypt",
+          value_parser = clap::value_parser!(u8).range(2..=3))]
+    pub securetar: u8,
+    /// Encrypt with the backup key Home Assistant stored on the card
+    /// (.storage/backup); saying so is your consent to read it
+    #[arg(long, requires = "encrypt", conflicts_with_all = ["password_file", "emergency_kit"])]
+    pub key_from_card: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// Arguments of `backup rescue`.
+#[derive(Debug, Args)]
+pub struct RescueArgs {
+    /// HAOS disk (e.g. /dev/sdb), image file, or its data partition
+    pub source: PathBuf,
+    /// Directory to copy the backups into (created if missing)
+    #[arg(short, long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Replace backups an earlier rescue copied into DIR
+    #[arg(long)]
+    pub force: bool,
+    /// Copy only; do not check the copies
+    #[arg(long)]
+    pub no_check: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// Arguments of `backup report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A backup .tar, or an HAOS disk, image or data partition
+    pub source: PathBuf,
+    /// Print a Markdown checklist to tick off during the migration
+    #[arg(long, conflicts_with = "json")]
+    pub markdown: bool,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
 /// `20G`, `512M`, `1024` (bytes), binary units.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
@@ -149,6 +233,9 @@ pub fn run(args: &BackupArgs, out: &Output) -> Result<Outcome> {
         BackupCommand::Check(a) => run_check(a, out),
         BackupCommand::Extract(a) => run_extract(a, out),
         BackupCommand::Decrypt(a) => run_decrypt(a, out),
+        BackupCommand::Create(a) => run_create(a, out),
+        BackupCommand::Rescue(a) => run_rescue(a, out),
+        BackupCommand::Report(a) => run_report(a, out),
     }
 }
 
@@ -598,6 +685,544 @@ fn run_decrypt(a: &DecryptArgs, out: &Output) -> Result<Outcome> {
         out.text(&s);
     }
     Ok(Outcome::Ok)
+}
+
+// ---------------------------------------------------------------- create
+
+#[derive(Serialize)]
+struct CreateDoc<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    report: &'a create::CreateReport,
+}
+
+/// The backup key Home Assistant keeps in `.storage/backup` on the card, if any.
+fn key_on_card(c: &card::Card) -> Option<Password> {
+    let b = card::read_small(
+        &c.fs,
+        b"/supervisor/homeassistant/.storage/backup",
+        card::MAX_SMALL_FILE,
+    )
+    .ok()
+    .flatten()?;
+    let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+    let pw = v
+        .pointer("/data/config/create_backup/password")?
+        .as_str()
+        .filter(|s| !s.is_empty())?;
+    Some(Password::new(pw))
+}
+
+/// Ask a yes/no question on the terminal; false without one.
+fn ask_yes(question: &str) -> bool {
+    use std::io::{BufRead, Write as _};
+    let Ok(tty) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    else {
+        return false;
+    };
+    let mut w = &tty;
+    if write!(w, "{question} [y/N] ")
+        .and_then(|_| w.flush())
+        .is_err()
+    {
+        return false;
+    }
+    let mut line = String::new();
+    if std::io::BufReader::new(&tty).read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim(), "y" | "Y" | "yes" | "Yes" | "YES")
+}
+
+fn has_tty() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok()
+}
+
+/// The encryption key for `create`: the card's (with consent), a file, a kit, the
+/// environment, or typed twice on the terminal.
+fn encryption_password(
+    a: &CreateArgs,
+    c: &card::Card,
+    notes: &mut Vec<String>,
+) -> Result<Password> {
+    let on_card = key_on_card(c);
+    if a.key_from_card {
+        return on_card.with_context(|| {
+            format!(
+                "{}: no backup key on the card (.storage/backup has no \
+                 create_backup.password); give the emergency kit with --emergency-kit FILE",
+                c.what
+            )
+        });
+    }
+    let p = &a.password;
+    let explicit = p.password_file.is_some()
+        || p.emergency_kit.is_some()
+        || std::env::var_os(password::PASSWORD_ENV).is_some();
+    let pw = if explicit {
+        password::obtain(
+            &PasswordSource {
+                prompt: false,
+                ..p.source()
+            },
+            "the new backup",
+        )?
+    } else if !p.no_prompt && has_tty() {
+        if on_card.is_some()
+            && ask_yes(
+                "The card holds the backup key Home Assistant used for its own backups \
+                 (.storage/backup). Encrypt with that key?",
+            )
+        {
+            return on_card.context("the key on the card went away");
+        }
+        let first = rpassword::prompt_password("Encryption key for the new backup: ")
+            .context("reading the key from the terminal")?;
+        let second = rpassword::prompt_password("The same key again: ")
+            .context("reading the key from the terminal")?;
+        if first != second {
+            anyhow::bail!("the two keys differ; nothing was written");
+        }
+        Some(Password::new(first))
+    } else {
+        None
+    };
+    let pw = pw.with_context(|| {
+        format!(
+            "--encrypt needs a key: --emergency-kit FILE, --password-file FILE, \
+             {} or a terminal to type it on; or --key-from-card to use the one on the card",
+            password::PASSWORD_ENV
+        )
+    })?;
+    if pw.is_empty() {
+        anyhow::bail!("the encryption key is empty");
+    }
+    if let Some(k) = on_card
+        && k.as_bytes() != pw.as_bytes()
+    {
+        notes.push(
+            "the key given is not the one Home Assistant on this card used for its own \
+             backups: restoring this backup needs the key given"
+                .into(),
+        );
+    }
+    Ok(pw)
+}
+
+fn run_create(a: &CreateArgs, out: &Output) -> Result<Outcome> {
+    let p = &a.password;
+    if !a.encrypt && (p.password_file.is_some() || p.emergency_kit.is_some()) {
+        anyhow::bail!("a key was given without --encrypt: add --encrypt to encrypt the backup");
+    }
+    let c = card::open(&a.source)?;
+    let show = !out.quiet && !out.json;
+    if show && !c.in_use.is_empty() {
+        eprintln!(
+            "lifeboat: warning: {} is in use ({}): files may change while they are read",
+            c.what,
+            c.in_use.join("; ")
+        );
+    }
+    let mut notes = Vec::new();
+    let enc = if a.encrypt {
+        let pw = encryption_password(a, &c, &mut notes)?;
+        let version = if a.securetar == 3 {
+            Version::V3
+        } else {
+            Version::V2
+        };
+        let key = EncryptionKey::new(&pw, version)
+            .map_err(|e| anyhow::anyhow!("deriving the encryption key: {e}"))?;
+        Some(create::Encryption { key, password: pw })
+    } else {
+        None
+    };
+    let opts = create::Options {
+        output: a.output.clone(),
+        force: a.force,
+        name: a.name.clone(),
+        partial: a.partial.clone(),
+        exclude: a.exclude.clone(),
+        exclude_database: a.exclude_database,
+        check_database: !a.no_database_check,
+        verify: !a.no_verify,
+        date: None,
+    };
+    let mut progress = |m: &str| {
+        if show {
+            eprintln!("lifeboat: {m}");
+        }
+    };
+    let mut rep = create::create(&c, &opts, enc.as_ref(), &mut progress)?;
+    rep.notes.extend(notes);
+    if out.json {
+        out.json_doc(&CreateDoc {
+            schema_version: SCHEMA_VERSION,
+            report: &rep,
+        });
+    } else {
+        out.text(&render_create(&rep));
+    }
+    Ok(match rep.verification.as_ref().map(|v| v.verdict) {
+        Some(Verdict::Failed) => Outcome::CheckFailed,
+        _ => Outcome::Ok,
+    })
+}
+
+/// Text rendering of what `create` did.
+pub fn render_create(r: &create::CreateReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Wrote {} ({}): {} backup '{}' (slug {}), {}",
+        r.output,
+        human_bytes(r.output_bytes),
+        r.kind,
+        r.name,
+        r.slug,
+        match r.encryption {
+            Some(v) => format!("encrypted with SecureTar {v}"),
+            None => "not encrypted".into(),
+        }
+    );
+    let _ = writeln!(
+        s,
+        "From {}{}: Home Assistant Core {}, Supervisor {}",
+        r.source,
+        r.partition
+            .map(|n| format!(" (data partition p{n})"))
+            .unwrap_or_default(),
+        opt(&r.homeassistant_version),
+        opt(&r.supervisor_version)
+    );
+    let mut t = Table::new(&["ARCHIVE", "FILES", "DIRS", "SYMLINKS", "DATA", "STORED"]);
+    for x in &r.archives {
+        t.row(vec![
+            x.name.clone(),
+            x.files.to_string(),
+            x.dirs.to_string(),
+            x.symlinks.to_string(),
+            human_bytes(x.file_bytes),
+            human_bytes(x.stored_bytes),
+        ]);
+    }
+    s.push_str(&t.render());
+    if let Some(d) = &r.database {
+        let size = human_bytes(d.bytes)
+            + &d.wal_bytes
+                .map(|w| format!(" + {} -wal", human_bytes(w)))
+                .unwrap_or_default();
+        let verdict = match &d.check {
+            Some(c) => match c.integrity {
+                crate::backup::sqlite::Integrity::Ok => "SQLite integrity check: ok".to_string(),
+                crate::backup::sqlite::Integrity::Damaged => format!(
+                    "DAMAGED: {}",
+                    c.messages.first().map(String::as_str).unwrap_or("?")
+                ),
+                crate::backup::sqlite::Integrity::Unreadable => format!(
+                    "does not open in SQLite: {}",
+                    c.messages.first().map(String::as_str).unwrap_or("?")
+                ),
+            },
+            None => "not checked".into(),
+        };
+        let _ = writeln!(
+            s,
+            "Recorder database {} ({size}): {verdict}; {}",
+            d.path,
+            if d.included { "included" } else { "left out" }
+        );
+    }
+    if !r.excluded.is_empty() {
+        let names: Vec<&str> = r.excluded.iter().map(|e| e.path.as_str()).take(8).collect();
+        let _ = writeln!(
+            s,
+            "Left out by Home Assistant's own backup rules ({}): {}{}",
+            r.excluded.len(),
+            names.join(", "),
+            if r.excluded.len() > 8 {
+                ", … (all in --json)"
+            } else {
+                ""
+            }
+        );
+    }
+    if !r.left_out.is_empty() {
+        let _ = writeln!(s, "Not in this backup:");
+        for l in &r.left_out {
+            let _ = writeln!(s, "  - {}: {}", l.item, l.reason);
+        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "Note: {n}");
+    }
+    if let Some(v) = &r.verification {
+        for f in &v.findings {
+            let _ = writeln!(s, "Check: {f}");
+        }
+        let _ = writeln!(
+            s,
+            "Read back: {}",
+            match v.verdict {
+                Verdict::Ok => "OK, every archive reads to the end",
+                Verdict::Warnings => "OK with warnings",
+                Verdict::Incomplete => "incomplete (encrypted, not checked)",
+                Verdict::Failed => "FAILED: do not rely on this backup",
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Restore it on a fresh Home Assistant OS with \"Restore from backup\" at onboarding{}. \
+         `lifeboat backup report {}` lists what to redo afterwards.",
+        if r.protected {
+            ", giving the same key"
+        } else {
+            ""
+        },
+        r.output
+    );
+    s
+}
+
+// ---------------------------------------------------------------- rescue
+
+#[derive(Serialize)]
+struct RescueDoc<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    report: &'a rescue::RescueReport,
+}
+
+fn run_rescue(a: &RescueArgs, out: &Output) -> Result<Outcome> {
+    let c = card::open(&a.source)?;
+    let show = !out.quiet && !out.json;
+    let encrypted = c
+        .contents
+        .backups
+        .iter()
+        .any(|b| b.backup.as_ref().is_some_and(|s| s.protected));
+    let pw = if encrypted && !a.no_check {
+        password::obtain(&a.password.source(), "the encrypted backups")?
+    } else {
+        None
+    };
+    let opts = rescue::Options {
+        out_dir: a.output.clone(),
+        force: a.force,
+        check: !a.no_check,
+    };
+    let mut progress = |m: &str| {
+        if show {
+            eprintln!("lifeboat: {m}");
+        }
+    };
+    let rep = rescue::rescue(&c, &opts, pw, &mut progress)?;
+    if out.json {
+        out.json_doc(&RescueDoc {
+            schema_version: SCHEMA_VERSION,
+            report: &rep,
+        });
+    } else {
+        out.text(&render_rescue(&rep));
+    }
+    use rescue::Status;
+    Ok(
+        if rep
+            .backups
+            .iter()
+            .any(|b| matches!(b.status, Status::Failed | Status::NotCopied))
+        {
+            Outcome::CheckFailed
+        } else if rep.backups.iter().any(|b| b.status == Status::Unverified) {
+            Outcome::CheckIncomplete
+        } else {
+            Outcome::Ok
+        },
+    )
+}
+
+/// Text rendering of a rescue.
+pub fn render_rescue(r: &rescue::RescueReport) -> String {
+    use rescue::Status;
+    let mut s = String::new();
+    if r.backups.is_empty() {
+        let _ = writeln!(
+            s,
+            "{}: no backups on the data partition ({}).",
+            r.source,
+            rescue::BACKUP_DIRS.join(", ")
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "{} backup(s) from {} into {}, newest first:",
+            r.backups.len(),
+            r.source,
+            r.output_dir
+        );
+        let mut t = Table::new(&[
+            "",
+            "DATE",
+            "NAME",
+            "TYPE",
+            "SIZE",
+            "ENCRYPTION",
+            "STATUS",
+            "COPY",
+        ]);
+        for b in &r.backups {
+            let m = b.backup.as_ref();
+            let status = match b.status {
+                Status::Ok => "ok",
+                Status::Warnings => "ok (warnings)",
+                Status::Unverified => "not verified (encrypted)",
+                Status::Failed => "FAILED check",
+                Status::NotChecked => "copied, not checked",
+                Status::NotCopied => "NOT COPIED",
+            };
+            t.row(vec![
+                if r.best.as_deref() == Some(b.path.as_str()) {
+                    "*".into()
+                } else {
+                    String::new()
+                },
+                m.and_then(|m| m.date.clone()).unwrap_or_else(|| "-".into()),
+                m.and_then(|m| m.name.clone()).unwrap_or_else(|| "-".into()),
+                m.and_then(|m| m.kind.clone()).unwrap_or_else(|| "-".into()),
+                human_bytes(b.file_size),
+                match m.map(|m| (m.encryption, m.protected)) {
+                    Some((Some(v), _)) => format!("SecureTar {v}"),
+                    Some((None, true)) => "protected".into(),
+                    _ => "none".into(),
+                },
+                status.into(),
+                b.output.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        s.push_str(&t.render());
+        for b in &r.backups {
+            if let Some(e) = &b.error {
+                let _ = writeln!(s, "  {}: {e}", b.path);
+            }
+            for f in &b.findings {
+                let _ = writeln!(s, "  {}: {f}", b.path);
+            }
+        }
+        match (&r.best, &r.best_reason) {
+            (Some(best), Some(why)) => {
+                let out = r
+                    .backups
+                    .iter()
+                    .find(|b| &b.path == best)
+                    .and_then(|b| b.output.clone())
+                    .unwrap_or_else(|| best.clone());
+                let _ = writeln!(s, "Best to restore (*): {out}: {why}.");
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "None of them is fit to restore as it is; `lifeboat backup create` makes a \
+                     new backup from the card."
+                );
+            }
+        }
+    }
+    for p in &r.problems {
+        let _ = writeln!(s, "Problem: {p}");
+    }
+    s
+}
+
+// ---------------------------------------------------------------- report
+
+#[derive(Serialize)]
+struct ReportDoc<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    report: &'a report::Report,
+}
+
+fn run_report(a: &ReportArgs, out: &Output) -> Result<Outcome> {
+    let md = std::fs::metadata(&a.source)
+        .with_context(|| format!("{}: cannot open", a.source.display()))?;
+    let what = a.source.display().to_string();
+    let rep = if md.is_file() && is_tar(&a.source) {
+        let b = Backup::open(&a.source)?;
+        let pw = get_password(&a.password, &a.source, needs_password(&b))?;
+        report::report(&what, "backup", report::from_backup(&b, pw)?)
+    } else {
+        let c = card::open(&a.source)?;
+        report::report(&what, "disk", report::from_card(&c))
+    };
+    if out.json {
+        out.json_doc(&ReportDoc {
+            schema_version: SCHEMA_VERSION,
+            report: &rep,
+        });
+    } else if a.markdown {
+        if !out.quiet {
+            use std::io::Write as _;
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(report::markdown(&rep).as_bytes());
+        }
+    } else {
+        out.text(&render_report(&rep));
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Text rendering of a migration report: a table, then what to do for each item.
+pub fn render_report(r: &report::Report) -> String {
+    let mut s = String::new();
+    if r.items.is_empty() {
+        let _ = writeln!(
+            s,
+            "{}: nothing found that a restore would not bring back by itself.",
+            r.source
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "{}: {} thing(s) a restore will not bring back by itself:",
+            r.source,
+            r.items.len()
+        );
+        let mut t = Table::new(&["#", "WHAT", "ITEM", "DETAIL"]);
+        for (n, i) in r.items.iter().enumerate() {
+            t.row(vec![
+                (n + 1).to_string(),
+                i.category.label().into(),
+                if i.title != i.subject {
+                    format!("{} ({})", i.title, i.subject)
+                } else {
+                    i.title.clone()
+                } + if i.disabled { ", disabled" } else { "" },
+                i.detail.clone(),
+            ]);
+        }
+        s.push_str(&t.render());
+        let _ = writeln!(s, "\nWhat to do:");
+        for (n, i) in r.items.iter().enumerate() {
+            let _ = writeln!(s, "{:>3}. {}", n + 1, i.action);
+        }
+        let _ = writeln!(
+            s,
+            "\n`--markdown` prints this as a checklist to tick off; `--json` for programs."
+        );
+    }
+    for p in &r.problems {
+        let _ = writeln!(s, "Not read: {p}");
+    }
+    s
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub fn run(args: &InspectArgs, out: &Output) -> Result<Outcome> {
 }
 
 /// Why the disk holding `path` is in use, from sysfs and /proc (never opens another disk).
-fn in_use_reasons(path: &std::path::Path) -> Vec<String> {
+pub fn in_use_reasons(path: &std::path::Path) -> Vec<String> {
     let root = SysRoot::host();
     let Ok(dev) = crate::sys::block_device_number(path) else {
         return vec![format!("{}: cannot read its device number", path.display())];
