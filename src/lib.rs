@@ -22,6 +22,7 @@ pub mod cli;
 pub mod cmd;
 pub mod device;
 pub mod error;
+pub mod flash;
 pub mod fs;
 pub mod haos;
 pub mod health;

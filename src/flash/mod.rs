@@ -1,0 +1,4 @@
+//! Writing an image to a disk (`flash`, `clone`). So far only the safety decision
+//! ([`preflight`]): which targets must be refused before a single byte is written.
+
+pub mod preflight;
