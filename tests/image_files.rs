@@ -319,6 +319,7 @@ fn json_output_and_bmaptool() {
     ]);
     assert_eq!(code, 0, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["report_file"].is_null());
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["manifest"]["kind"], "lifeboat-image-manifest");
     assert_eq!(v["manifest"]["image"]["format"], "zstd");
@@ -345,4 +346,39 @@ fn json_output_and_bmaptool() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert_eq!(std::fs::read(&copy).unwrap(), logical(&out));
+}
+
+#[test]
+fn svg_report_shows_partitions_and_speed() {
+    let Some(fx) = fixtures_or_skip("svg_report_shows_partitions_and_speed") else {
+        return;
+    };
+    let d = tmp();
+    let srcp = fx.join("rpi4.img");
+    let out = d.path().join("r.img");
+    let svg = d.path().join("r.svg");
+    let (code, _, e) = run(&[
+        "image",
+        "-q",
+        srcp.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--report",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{e}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg ") && text.trim_end().ends_with("</svg>"));
+    for label in ["p1 boot", "p6 bootstate", "p8 data"] {
+        assert!(text.contains(label), "{label} missing");
+    }
+    // One speed bar per region that was read, none for the unused ones.
+    let bars = text.matches("MB/s, 0 errors").count();
+    let m = Manifest::load(&d.path().join("r.img.manifest.json")).unwrap();
+    let read_bins = m.read_profile.iter().filter(|b| b.seconds > 0.0).count();
+    assert_eq!(bars, read_bins);
+    assert!(
+        read_bins < m.read_profile.len() / 2,
+        "used-only reads few regions"
+    );
 }

@@ -7,7 +7,7 @@ use crate::verify::manifest::Manifest;
 use std::fmt::Write as _;
 
 const W: f64 = 1000.0;
-const H: f64 = 260.0;
+const H: f64 = 290.0;
 const LEFT: f64 = 60.0;
 const TOP: f64 = 40.0;
 const PLOT_H: f64 = 160.0;
@@ -35,7 +35,14 @@ pub fn render(m: &Manifest) -> String {
             }
         })
         .collect();
-    let max = speeds.iter().cloned().fold(0.0f64, f64::max).max(1.0);
+    // Scale to the 95th percentile so one burst (a cached read) does not flatten the rest.
+    let mut sorted: Vec<f64> = speeds.iter().copied().filter(|v| *v > 0.0).collect();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let p95 = sorted
+        .get((sorted.len() * 95 / 100).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(1.0);
+    let max = (p95 * 1.1).max(1.0);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -71,7 +78,15 @@ pub fn render(m: &Manifest) -> String {
         if b.seconds <= 0.0 && b.errors == 0 {
             continue;
         }
-        let h = sp / max * PLOT_H;
+        let h = (sp / max).min(1.0) * PLOT_H;
+        if b.errors > 0 {
+            let (x0, x1) = (x(b.start), x(b.start + b.length));
+            let _ = writeln!(
+                s,
+                r##"<rect x="{x0:.2}" y="{TOP}" width="{:.2}" height="{PLOT_H}" fill="#d62728" fill-opacity="0.18"/>"##,
+                (x1 - x0).max(1.0)
+            );
+        }
         let color = if b.errors > 0 {
             "#d62728"
         } else if b.retries > 0 || b.timeouts > 0 {
@@ -101,13 +116,13 @@ pub fn render(m: &Manifest) -> String {
             b.start
         );
     }
-    for p in &m.partitions {
+    for (i, p) in m.partitions.iter().enumerate() {
         let x0 = x(p.start);
         let _ = writeln!(
             s,
             r##"<line x1="{x0:.2}" y1="{}" x2="{x0:.2}" y2="{}" stroke="#333" stroke-dasharray="3,2"/>"##,
             TOP - 4.0,
-            TOP + PLOT_H + 14.0
+            TOP + PLOT_H + 16.0 + (i % 3) as f64 * 11.0
         );
         let role = m
             .inspect
@@ -126,7 +141,7 @@ pub fn render(m: &Manifest) -> String {
             s,
             r#"<text x="{:.2}" y="{}" font-size="9">p{}{}</text>"#,
             x0 + 2.0,
-            TOP + PLOT_H + 26.0,
+            TOP + PLOT_H + 26.0 + (i % 3) as f64 * 11.0,
             p.number,
             esc(&role)
         );
@@ -140,11 +155,11 @@ pub fn render(m: &Manifest) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text x="{LEFT}" y="{}" font-size="10">0</text><text x="{}" y="{}" font-size="10" text-anchor="end">{} bytes</text>"#,
+        r#"<text x="{LEFT}" y="{}" font-size="10">0</text><text x="{}" y="{}" font-size="10" text-anchor="end">{}</text>"#,
         H - 10.0,
         W - 20.0,
         H - 10.0,
-        m.image.size
+        crate::report::human_bytes(m.image.size)
     );
     let _ = writeln!(
         s,
