@@ -209,7 +209,9 @@ pub fn hash_file(
     let mut f =
         File::open(path).with_context(|| format!("{}: cannot open to hash", path.display()))?;
     let mut whole = Sha256::new();
-    let mut rh = RangeHasher::new(ranges.to_vec());
+    // The map of --all is the whole image: its range hash is the whole-image hash.
+    let whole_map = ranges.len() == 1 && ranges[0] == Extent::new(0, size);
+    let mut rh = RangeHasher::new(if whole_map { vec![] } else { ranges.to_vec() });
     let mut buf = vec![0u8; 4 << 20];
     let mut off = 0u64;
     while off < size {
@@ -220,7 +222,11 @@ pub fn hash_file(
         rh.feed(off, n as u64, Some(&buf[..n]));
         off += n as u64;
     }
-    Ok((hex(&whole.finalize()), rh.finish()))
+    let sum = hex(&whole.finalize());
+    if whole_map {
+        return Ok((sum.clone(), vec![(ranges[0], sum)]));
+    }
+    Ok((sum, rh.finish()))
 }
 
 /// Render the used ranges as a ddrescue domain mapfile (`+` used, `?` not).
@@ -576,7 +582,7 @@ pub fn run(
                     .with_context(|| format!("{}: cannot reopen", part.display()))?,
                 size,
             });
-            let pipe = Pipeline::start(8, map.used.clone(), sink, Some(keeper))?;
+            let pipe = Pipeline::start(8, size, map.used.clone(), sink, Some(keeper))?;
             let p1 = rescuer.copy_stream(size, &map.used, &pipe, false);
             let res = pipe.finish();
             let res = match (p1, res) {
@@ -650,7 +656,7 @@ pub fn run(
             StreamSink::new(out, file, format, level, threads)
                 .context("starting the compressor")?,
         );
-        let pipe = Pipeline::start(8, map.used.clone(), sink, Some(keeper))?;
+        let pipe = Pipeline::start(8, size, map.used.clone(), sink, Some(keeper))?;
         let p1 = rescuer.copy_stream(size, &map.used, &pipe, true);
         let res = pipe.finish();
         let (p1, r) = match (p1, res) {

@@ -114,20 +114,27 @@ impl Sink for RawFileSink {
     }
 }
 
+/// True when every byte is zero (compared 16 bytes at a time).
+pub fn is_zero(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(16);
+    words.all(|w| w.iter().fold(0u8, |a, &x| a | x) == 0)
+        && words.remainder().iter().all(|&x| x == 0)
+}
+
 /// Write `b` at `off`, leaving all-zero 4 KiB blocks unwritten (holes in a fresh file).
 pub fn write_sparse(f: &File, off: u64, b: &[u8]) -> io::Result<()> {
     const B: usize = 4096;
     let mut i = 0;
     while i < b.len() {
         // Skip zero blocks.
-        while i < b.len() && b[i..(i + B).min(b.len())].iter().all(|&x| x == 0) {
+        while i < b.len() && is_zero(&b[i..(i + B).min(b.len())]) {
             i += B;
         }
         if i >= b.len() {
             break;
         }
         let s = i;
-        while i < b.len() && !b[i..(i + B).min(b.len())].iter().all(|&x| x == 0) {
+        while i < b.len() && !is_zero(&b[i..(i + B).min(b.len())]) {
             i += B;
         }
         let e = i.min(b.len());
@@ -371,9 +378,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Start the stage threads. `ranges` are the ranges to hash separately (the map).
+    /// Start the stage threads. `ranges` are the ranges to hash separately (the map); when
+    /// the map is the whole `size`-byte image (`--all`) its hash is the whole-image hash and
+    /// the data is hashed once.
     pub fn start(
         queue: usize,
+        size: u64,
         ranges: Vec<Extent>,
         mut sink: Box<dyn Sink>,
         mut keeper: Option<MapKeeper>,
@@ -399,9 +409,18 @@ impl Pipeline {
                 hex(&h.finalize())
             })
             .context("starting the hash thread")?;
+        let whole_map = ranges.len() == 1 && ranges[0] == Extent::new(0, size);
         let h2 = std::thread::Builder::new()
             .name("lifeboat-rangesha".into())
             .spawn(move || {
+                if whole_map {
+                    for c in rx1 {
+                        if tx2.send(c).is_err() {
+                            break;
+                        }
+                    }
+                    return ranges.into_iter().map(|e| (e, String::new())).collect();
+                }
                 let mut rh = RangeHasher::new(ranges);
                 for c in rx1 {
                     match &c.payload {
@@ -486,10 +505,15 @@ impl Pipeline {
             .h1
             .join()
             .map_err(|_| anyhow!("the hash thread panicked"))?;
-        let ranges = self
+        let mut ranges = self
             .h2
             .join()
             .map_err(|_| anyhow!("the range hash thread panicked"))?;
+        for (_, h) in &mut ranges {
+            if h.is_empty() {
+                h.clone_from(&sha256);
+            }
+        }
         let (bytes, stored, keeper) = self
             .w
             .join()
