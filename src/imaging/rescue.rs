@@ -7,7 +7,8 @@
 //!    readable areas are saved first. With a stream output (compressed file, stdout) nothing
 //!    can be skipped: the failed read is rescued in place (64 KiB pieces, then sectors, each
 //!    sector retried) and its bad sectors are zero-filled.
-//! 2. **copy-skipped**: what pass 1 skipped, without skipping (raw output only).
+//! 2. **copy-skipped**: what pass 1 skipped, without skipping (raw output only); then
+//!    **split**: failed reads larger than 64 KiB again in 64 KiB pieces.
 //! 3. **trim**: each non-trimmed block sector by sector from its leading edge to the first
 //!    error, then from its trailing edge back to the first error; the rest is non-scraped.
 //! 4. **scrape**: non-scraped blocks sector by sector.
@@ -423,6 +424,37 @@ impl<'a> Rescuer<'a> {
                 }
             }
             self.timing("copy-skipped", t, got);
+        }
+        // Split: failed large reads again in 64 KiB pieces, so trimming (sector by sector)
+        // only walks the pieces that really hold bad sectors.
+        let piece = (64u64 << 10).max(sec);
+        let todo: Vec<Extent> = k
+            .map
+            .ranges(Status::NonTrimmed)
+            .into_iter()
+            .filter(|e| e.len > piece)
+            .collect();
+        if !todo.is_empty() {
+            let t = Instant::now();
+            self.passes.push("split".into());
+            self.progress.phase("split", ranges::total(&todo));
+            let mut pbuf = AlignedBuf::new(piece as usize);
+            let mut got = 0u64;
+            for e in todo {
+                let mut p = e.start;
+                while p < e.end() {
+                    if self.stopped() {
+                        return Ok(false);
+                    }
+                    let n = piece.min(e.end() - p) as usize;
+                    if self.copy_piece(&mut pbuf, p, n, out, k, Status::NonTrimmed, false)? {
+                        got += n as u64;
+                    }
+                    self.progress.add(n as u64);
+                    p += n as u64;
+                }
+            }
+            self.timing("split", t, got);
         }
         let mut sbuf = AlignedBuf::new(sec as usize);
         // Trim.
