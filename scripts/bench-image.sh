@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# bench-image.sh [WORKDIR] — the `lifeboat image` benchmark of issue 3 (not a test).
+#
+# Builds a 2 GiB HAOS-like disk (GPT with the HAOS partition names; FAT boot, squashfs
+# kernels, EROFS systems, U-Boot bootstate, ext4 overlay, and an ext4 data partition about 25 %
+# full of mixed random and compressible files), attaches it as a loop device with
+# --direct-io=on (so every run reads the disk, not the page cache), and reports, one run each:
+#  (a) lifeboat --all to raw (hashing) vs dd iflag=direct bs=4M to a file   target >= 0.95x
+#  (b) lifeboat --all to .zst vs dd iflag=direct bs=4M | zstd -T0 -3
+#  (c) lifeboat used-only vs --all (raw): time ratio vs the used fraction     target <= 1.2x
+#  (d) lifeboat vs partclone.ext4 on the data partition alone
+# Then the same (a) and (c) on an SD-card-speed device: nbdkit's rate filter at 80 MB/s
+# (a UHS-I card reads at most ~90 MB/s) through nbdfuse and a direct-io loop device.
+# Needs root, losetup/partx, sfdisk, mkfs.vfat+mtools, mksquashfs, mkfs.erofs, mke2fs,
+# zstd, partclone (apt-get install partclone), and a release build (cargo build --release).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LB=${LIFEBOAT:-$HERE/target/release/lifeboat}
+W=${1:-/tmp/lifeboat-bench}
+[ -x "$LB" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "needs root (loop devices)" >&2; exit 1; }
+for t in losetup partx sfdisk mkfs.vfat mcopy mksquashfs mkfs.erofs mke2fs zstd partclone.ext4 dd; do
+  command -v $t >/dev/null || { echo "missing $t" >&2; exit 1; }
+done
+mkdir -p "$W"; cd "$W"
+rm -rf src out; mkdir -p src out
+IMG=$W/haos-2g.img
+MiB=$((1024*1024))
+
+# --- deterministic content: random (incompressible) and text-like (compressible) files
+# (the producers die of SIGPIPE when head has enough: that is expected, hence `|| true`)
+rnd() { (openssl enc -aes-128-ctr -nosalt -pass pass:"$1" -in /dev/zero 2>/dev/null || true) | head -c "$2"; }
+command -v openssl >/dev/null || rnd() { head -c "$2" /dev/urandom; }
+txt() { (yes "$1 sensor.temperature state_changed 21.5 °C attributes friendly_name unit_of_measurement" || true) | head -c "$2"; }
+
+if [ ! -e "$IMG.done" ]; then
+  echo "building $IMG ..."
+  rm -f "$IMG"; truncate -s 2G "$IMG"
+  sfdisk -q "$IMG" <<'SF'
+label: gpt
+size=32MiB, type=uefi, name="hassos-boot"
+size=24MiB, type=linux, name="hassos-kernel0"
+size=256MiB, type=linux, name="hassos-system0"
+size=24MiB, type=linux, name="hassos-kernel1"
+size=256MiB, type=linux, name="hassos-system1"
+size=8MiB, type=linux, name="hassos-bootstate"
+size=96MiB, type=linux, name="hassos-overlay"
+type=linux, name="hassos-data"
+SF
+  start() { sfdisk -J "$IMG" | python3 -c "import json,sys;print(json.load(sys.stdin)['partitiontable']['partitions'][$1-1]['start'])"; }
+  size() { sfdisk -J "$IMG" | python3 -c "import json,sys;print(json.load(sys.stdin)['partitiontable']['partitions'][$1-1]['size'])"; }
+  put() { dd if="$2" of="$IMG" bs=512 seek="$(start $1)" conv=notrunc,sparse status=none; }
+  # boot: FAT16 with a few files
+  truncate -s 32M src/boot.vfat; mkfs.vfat -F 16 -n HASSOS-BOOT src/boot.vfat >/dev/null
+  rnd boot 6000000 > src/Image; txt cmdline 300 > src/cmdline.txt
+  mcopy -i src/boot.vfat src/Image src/cmdline.txt ::; put 1 src/boot.vfat
+  # kernels: squashfs of a 10 MB kernel; systems: EROFS of 150 MB mixed content
+  mkdir -p src/k src/sys/usr/lib; rnd kernel 10000000 > src/k/Image
+  mksquashfs src/k src/kernel.sqfs -comp lzo -noappend -quiet >/dev/null; put 2 src/kernel.sqfs; put 4 src/kernel.sqfs
+  rnd system 90000000 > src/sys/usr/lib/libbig.so; txt sys 60000000 > src/sys/usr/lib/python.txt
+  mkfs.erofs -zlz4hc src/system.erofs src/sys >/dev/null 2>&1; put 3 src/system.erofs; put 5 src/system.erofs
+  # bootstate: U-Boot env sized area, mostly zeros
+  # overlay and data: ext4, data ~25 % used
+  mkdir -p src/ov/etc; txt hostname 4096 > src/ov/etc/hostname
+  mke2fs -q -F -t ext4 -L hassos-overlay -d src/ov src/overlay.ext4 96M; put 7 src/overlay.ext4
+  DATA_BYTES=$(( $(size 8) * 512 ))
+  mkdir -p src/data/supervisor/homeassistant src/data/supervisor/backup src/data/docker
+  rnd db 120000000 > src/data/supervisor/homeassistant/home-assistant_v2.db
+  txt log 60000000 > src/data/supervisor/homeassistant/home-assistant.log
+  rnd backup 150000000 > src/data/supervisor/backup/full.tar
+  for i in $(seq 1 20); do rnd "layer$i" 2500000 > src/data/docker/layer$i; txt "cfg$i" 500000 > src/data/docker/cfg$i; done
+  mke2fs -q -F -t ext4 -L hassos-data -d src/data src/data.ext4 $((DATA_BYTES / 1024))k; put 8 src/data.ext4
+  rm -rf src; touch "$IMG.done"
+fi
+
+L=$(losetup -f --show --direct-io=on "$IMG")
+cleanup() { partx -d "$L" 2>/dev/null || true; losetup -d "$L"; }
+trap cleanup EXIT
+[ -e "${L}p8" ] || partx -a "$L"
+P8=${L}p8
+
+t() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); echo "$e - $s" | bc; }
+SIZE=$(blockdev --getsize64 "$L")
+echo "disk: $SIZE bytes ($L, direct-io), $(nproc) cores"
+
+rm -rf out/*
+TA_DD=$(t dd if="$L" of=out/dd.img iflag=direct bs=4M status=none)
+TA_LB=$(t "$LB" image -q --all "$L" -o out/all.img)
+TB_DD=$(t bash -c "dd if=$L iflag=direct bs=4M status=none | zstd -T0 -3 -q > out/dd.img.zst")
+TB_LB=$(t "$LB" image -q --all "$L" -o out/all.img.zst)
+TC_LB=$(t "$LB" image -q "$L" -o out/used.img)
+USED=$(python3 -c "import json;print(json.load(open('out/used.img.manifest.json'))['mapped_bytes'])")
+TD_PC=$(t sh -c "partclone.ext4 -q -c -s $P8 -o out/data.pc >/dev/null 2>&1")
+TD_LB=$(t "$LB" image -q "$P8" -o out/data.img.zst)
+TD_LBR=$(t "$LB" image -q "$P8" -o out/data.img)
+
+# Correctness: the --all images equal dd's.
+cmp -s out/all.img out/dd.img || { echo "MISMATCH: lifeboat --all raw differs from dd" >&2; exit 1; }
+[ "$(zstd -dc out/all.img.zst | sha256sum)" = "$(zstd -dc out/dd.img.zst | sha256sum)" ] || { echo "MISMATCH zst" >&2; exit 1; }
+
+r() { python3 -c "print(f'{$1:.2f}')"; }
+mbs() { python3 -c "print(f'{$SIZE/$1/1e6:.0f}')"; }
+FRAC=$(python3 -c "print(f'{$USED/$SIZE:.3f}')")
+echo
+echo "| run | time | throughput | ratio |"
+echo "|---|---|---|---|"
+echo "| (a) dd iflag=direct bs=4M → raw file | ${TA_DD} s | $(mbs $TA_DD) MB/s | |"
+echo "| (a) lifeboat --all → .img (SHA-256 whole + per range) | ${TA_LB} s | $(mbs $TA_LB) MB/s | $(r "$TA_DD/$TA_LB")× dd's throughput (target ≥ 0.95) |"
+echo "| (b) dd \| zstd -T0 -3 | ${TB_DD} s | $(mbs $TB_DD) MB/s | |"
+echo "| (b) lifeboat --all → .img.zst | ${TB_LB} s | $(mbs $TB_LB) MB/s | $(r "$TB_DD/$TB_LB")× dd\|zstd's throughput |"
+echo "| (c) lifeboat used-only → .img (used fraction $FRAC) | ${TC_LB} s | | $(r "$TC_LB/$TA_LB") of --all's time = $(r "($TC_LB/$TA_LB)/$FRAC") × used fraction (target ≤ 1.2) |"
+echo "| (d) partclone.ext4 -c (data partition) | ${TD_PC} s | | |"
+echo "| (d) lifeboat on the data partition → .img.zst / .img | ${TD_LB} s / ${TD_LBR} s | | $(r "$TD_PC/$TD_LB")× / $(r "$TD_PC/$TD_LBR")× partclone's speed |"
+
+# --- the same at SD-card speed (80 MB/s = 640 Mbit/s for nbdkit's rate filter)
+if command -v nbdkit >/dev/null && command -v nbdfuse >/dev/null; then
+  mkdir -p mnt; rm -f nbdfuse.pid
+  nbdfuse -P nbdfuse.pid mnt/disk.img [ nbdkit --filter=rate file "$IMG" rate=640M ] 2>nbdfuse.log &
+  for i in $(seq 200); do [ -s nbdfuse.pid ] && break; sleep 0.05; done
+  S=$(losetup -f --show -r --direct-io=on mnt/disk.img)
+  rm -rf out/*
+  TS_DD=$(t dd if="$S" of=out/dd.img iflag=direct bs=4M status=none)
+  TS_LB=$(t "$LB" image -q --all "$S" -o out/all.img)
+  TS_U=$(t "$LB" image -q "$S" -o out/used.img)
+  TS_Z=$(t "$LB" image -q "$S" -o out/used.img.zst)
+  losetup -d "$S"; fusermount3 -u mnt; wait || true
+  cmp -s out/all.img out/dd.img || { echo "MISMATCH at card speed" >&2; exit 1; }
+  echo "| (a) at 80 MB/s: dd iflag=direct bs=4M | ${TS_DD} s | $(mbs $TS_DD) MB/s | |"
+  echo "| (a) at 80 MB/s: lifeboat --all → .img | ${TS_LB} s | $(mbs $TS_LB) MB/s | $(r "$TS_DD/$TS_LB")× dd's throughput |"
+  echo "| (c) at 80 MB/s: lifeboat used-only → .img / .img.zst | ${TS_U} s / ${TS_Z} s | | $(r "$TS_U/$TS_LB") of --all's time = $(r "($TS_U/$TS_LB)/$FRAC") × used fraction |"
+fi
+echo
+ls -l out | awk '{print $5, $9}'
