@@ -43,6 +43,9 @@ _lifeboat() {
             lifeboat__subcmd__backup,check)
                 cmd="lifeboat__subcmd__backup__subcmd__check"
                 ;;
+            lifeboat__subcmd__backup,create)
+                cmd="lifeboat__subcmd__backup__subcmd__create"
+                ;;
             lifeboat__subcmd__backup,decrypt)
                 cmd="lifeboat__subcmd__backup__subcmd__decrypt"
                 ;;
@@ -55,8 +58,17 @@ _lifeboat() {
             lifeboat__subcmd__backup,list)
                 cmd="lifeboat__subcmd__backup__subcmd__list"
                 ;;
+            lifeboat__subcmd__backup,report)
+                cmd="lifeboat__subcmd__backup__subcmd__report"
+                ;;
+            lifeboat__subcmd__backup,rescue)
+                cmd="lifeboat__subcmd__backup__subcmd__rescue"
+                ;;
             lifeboat__subcmd__backup__subcmd__help,check)
                 cmd="lifeboat__subcmd__backup__subcmd__help__subcmd__check"
+                ;;
+            lifeboat__subcmd__backup__subcmd__help,create)
+                cmd="lifeboat__subcmd__backup__subcmd__help__subcmd__create"
                 ;;
             lifeboat__subcmd__backup__subcmd__help,decrypt)
                 cmd="lifeboat__subcmd__backup__subcmd__help__subcmd__decrypt"
@@ -69,6 +81,12 @@ _lifeboat() {
                 ;;
             lifeboat__subcmd__backup__subcmd__help,list)
                 cmd="lifeboat__subcmd__backup__subcmd__help__subcmd__list"
+                ;;
+            lifeboat__subcmd__backup__subcmd__help,report)
+                cmd="lifeboat__subcmd__backup__subcmd__help__subcmd__report"
+                ;;
+            lifeboat__subcmd__backup__subcmd__help,rescue)
+                cmd="lifeboat__subcmd__backup__subcmd__help__subcmd__rescue"
                 ;;
             lifeboat__subcmd__help,backup)
                 cmd="lifeboat__subcmd__help__subcmd__backup"
@@ -97,6 +115,9 @@ _lifeboat() {
             lifeboat__subcmd__help__subcmd__backup,check)
                 cmd="lifeboat__subcmd__help__subcmd__backup__subcmd__check"
                 ;;
+            lifeboat__subcmd__help__subcmd__backup,create)
+                cmd="lifeboat__subcmd__help__subcmd__backup__subcmd__create"
+                ;;
             lifeboat__subcmd__help__subcmd__backup,decrypt)
                 cmd="lifeboat__subcmd__help__subcmd__backup__subcmd__decrypt"
                 ;;
@@ -105,6 +126,12 @@ _lifeboat() {
                 ;;
             lifeboat__subcmd__help__subcmd__backup,list)
                 cmd="lifeboat__subcmd__help__subcmd__backup__subcmd__list"
+                ;;
+            lifeboat__subcmd__help__subcmd__backup,report)
+                cmd="lifeboat__subcmd__help__subcmd__backup__subcmd__report"
+                ;;
+            lifeboat__subcmd__help__subcmd__backup,rescue)
+                cmd="lifeboat__subcmd__help__subcmd__backup__subcmd__rescue"
                 ;;
             lifeboat__subcmd__help__subcmd__udev,install)
                 cmd="lifeboat__subcmd__help__subcmd__udev__subcmd__install"
@@ -142,7 +169,7 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__backup)
-            opts="-q -h --json --quiet --help list check extract decrypt help"
+            opts="-q -h --json --quiet --help list check extract decrypt create rescue report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -171,6 +198,52 @@ _lifeboat() {
                     return 0
                     ;;
                 --max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__backup__subcmd__create)
+            opts="-o -q -h --output --force --name --partial --exclude --exclude-database --no-database-check --no-verify --encrypt --securetar --key-from-card --password-file --emergency-kit --no-prompt --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --partial)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exclude)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --securetar)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --emergency-kit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -250,7 +323,7 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__backup__subcmd__help)
-            opts="list check extract decrypt help"
+            opts="list check extract decrypt create rescue report help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -264,6 +337,20 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__backup__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__backup__subcmd__help__subcmd__create)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -333,6 +420,34 @@ _lifeboat() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        lifeboat__subcmd__backup__subcmd__help__subcmd__report)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__backup__subcmd__help__subcmd__rescue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         lifeboat__subcmd__backup__subcmd__list)
             opts="-q -h --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -340,6 +455,58 @@ _lifeboat() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__backup__subcmd__report)
+            opts="-q -h --markdown --password-file --emergency-kit --no-prompt --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --emergency-kit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__backup__subcmd__rescue)
+            opts="-o -q -h --output --force --no-check --password-file --emergency-kit --no-prompt --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --emergency-kit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -400,7 +567,7 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__help__subcmd__backup)
-            opts="list check extract decrypt"
+            opts="list check extract decrypt create rescue report"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,6 +581,20 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__help__subcmd__backup__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__help__subcmd__backup__subcmd__create)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -456,6 +637,34 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__help__subcmd__backup__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__help__subcmd__backup__subcmd__report)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__help__subcmd__backup__subcmd__rescue)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

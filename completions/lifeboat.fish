@@ -45,14 +45,17 @@ complete -c lifeboat -n "__fish_lifeboat_using_subcommand list" -s h -l help -d 
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand inspect" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand inspect" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand inspect" -s h -l help -d 'Print help'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt help" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt help" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt help" -s h -l help -d 'Print help'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt help" -f -a "list" -d 'List backups on an HAOS disk or image, in a directory, or given as files'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt help" -f -a "check" -d 'Restore drill: read every part of a backup as Home Assistant would'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt help" -f -a "extract" -d 'Decrypt and unpack a backup into a directory, safely'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt help" -f -a "decrypt" -d 'Write the same backup without encryption (still restorable)'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -f -a "list" -d 'List backups on an HAOS disk or image, in a directory, or given as files'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -f -a "check" -d 'Restore drill: read every part of a backup as Home Assistant would'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -f -a "extract" -d 'Decrypt and unpack a backup into a directory, safely'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -f -a "decrypt" -d 'Write the same backup without encryption (still restorable)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -f -a "create" -d 'Make a restorable backup from a card or image that no longer boots'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -f -a "rescue" -d 'Copy the backups a card or image holds off it, each checked, newest first'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -f -a "report" -d 'What a restore will not bring back by itself: sign-ins, hardware, mounts'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish_seen_subcommand_from list check extract decrypt create rescue report help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
@@ -81,10 +84,46 @@ complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_see
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from decrypt" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from decrypt" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from decrypt" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -s o -l output -d 'The backup to write (a .tar Home Assistant restores)' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l name -d 'Name of the backup (default: "Recovered by lifeboat <date>")' -r
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l partial -d 'Only these parts: homeassistant, addons, folders, share, ssl, media, addons/local, or add-on slugs' -r
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l exclude -d 'Leave these parts out (the same words, and `database`)' -r
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l securetar -d 'SecureTar version: 2 (any HA since 2025.1) or 3 (HA 2026.3 and later)' -r
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l password-file -d 'Read the password from the first line of FILE (\'-\' = standard input)' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l emergency-kit -d 'Take the key from a Home Assistant backup emergency-kit file' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l force -d 'Replace FILE if it exists'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l exclude-database -d 'Leave the recorder database (history, statistics) out'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l no-database-check -d 'Do not run SQLite\'s integrity check on the database'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l no-verify -d 'Do not read the new backup back when it is written'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l encrypt -d 'Encrypt (SecureTar), with the key from the emergency kit'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l key-from-card -d 'Encrypt with the backup key Home Assistant stored on the card (.storage/backup); saying so is your consent to read it'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l no-prompt -d 'Never prompt for a password on the terminal'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from rescue" -s o -l output -d 'Directory to copy the backups into (created if missing)' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from rescue" -l password-file -d 'Read the password from the first line of FILE (\'-\' = standard input)' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from rescue" -l emergency-kit -d 'Take the key from a Home Assistant backup emergency-kit file' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from rescue" -l force -d 'Replace backups an earlier rescue copied into DIR'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from rescue" -l no-check -d 'Copy only; do not check the copies'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from rescue" -l no-prompt -d 'Never prompt for a password on the terminal'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from rescue" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from rescue" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from rescue" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from report" -l password-file -d 'Read the password from the first line of FILE (\'-\' = standard input)' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from report" -l emergency-kit -d 'Take the key from a Home Assistant backup emergency-kit file' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from report" -l markdown -d 'Print a Markdown checklist to tick off during the migration'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from report" -l no-prompt -d 'Never prompt for a password on the terminal'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from report" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from report" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "list" -d 'List backups on an HAOS disk or image, in a directory, or given as files'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "check" -d 'Restore drill: read every part of a backup as Home Assistant would'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "extract" -d 'Decrypt and unpack a backup into a directory, safely'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "decrypt" -d 'Write the same backup without encryption (still restorable)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "create" -d 'Make a restorable backup from a card or image that no longer boots'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "rescue" -d 'Copy the backups a card or image holds off it, each checked, newest first'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "report" -d 'What a restore will not bring back by itself: sign-ins, hardware, mounts'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand health" -s d -l type -d 'Health source, like smartctl -d: sat, sat,12, nvme, sntjmicron, sntasmedia, sntrealtek, sd, emmc, none. With --from-raw: the page kind (ata-smart, nvme-smart, ext-csd, sd-cid, cmd56-sandisk, ata-blob, …)' -r
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand health" -l raw-out -d 'Save the raw pages read into DIR, as <disk>.<kind>.bin' -r -F
@@ -161,4 +200,7 @@ complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from backup" -f -a "check" -d 'Restore drill: read every part of a backup as Home Assistant would'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from backup" -f -a "extract" -d 'Decrypt and unpack a backup into a directory, safely'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from backup" -f -a "decrypt" -d 'Write the same backup without encryption (still restorable)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from backup" -f -a "create" -d 'Make a restorable backup from a card or image that no longer boots'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from backup" -f -a "rescue" -d 'Copy the backups a card or image holds off it, each checked, newest first'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from backup" -f -a "report" -d 'What a restore will not bring back by itself: sign-ins, hardware, mounts'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from udev" -f -a "install" -d 'Install the rules that keep desktops from mounting HAOS media'
