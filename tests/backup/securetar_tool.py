@@ -6,7 +6,8 @@ make SRC OUT.tar VERSION PASSWORD   a Supervisor-style backup of the tree SRC (h
                                     0 = unencrypted, 2 or 3 with securetar >= 2025, 1 with
                                     securetar 2024.2.1 (its padding bug included)
 decrypt BACKUP.tar PASSWORD OUTDIR  decrypt every inner archive with securetar and extract it
-                                    (tarfile, "tar" filter) to OUTDIR/<stem>
+                                    (tarfile, "tar" filter) to OUTDIR/<stem>; PASSWORD "-" for
+                                    an unencrypted backup
 extract BACKUP.tar PASSWORD OUTDIR  the same, streaming (the benchmark's Python side)
 manifest DIR                        JSON {relative path: [kind, mode, sha256 or link target]}
 checkgz BACKUP.tar                  every inner .tar.gz of an unencrypted backup decompresses
@@ -99,19 +100,23 @@ def make(src, out, version, password):
 def decrypt(backup, password, outdir):
     from securetar import SecureTarArchive
     outdir = Path(outdir)
+    password = None if password in ("", "-") else password  # an unencrypted backup
     with SecureTarArchive(Path(backup), "r", password=password) as arch:
         for member in arch.tar.getmembers():
             name = member.name.removeprefix("./")
             if not name.endswith((".tar.gz", ".tar")):
                 continue
             stem = name.removesuffix(".gz").removesuffix(".tar")
-            with arch.extract_tar(member) as stream:
-                data = b""
-                while True:
-                    chunk = stream.read(1 << 20)
-                    if not chunk:
-                        break
-                    data += chunk
+            if password is None:
+                data = arch.tar.extractfile(member).read()
+            else:
+                with arch.extract_tar(member) as stream:
+                    data = b""
+                    while True:
+                        chunk = stream.read(1 << 20)
+                        if not chunk:
+                            break
+                        data += chunk
             mode = "r:gz" if name.endswith(".gz") else "r:"
             with tarfile.open(fileobj=io.BytesIO(data), mode=mode) as t:
                 t.extractall(outdir / stem, filter="tar")
