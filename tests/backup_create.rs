@@ -291,6 +291,19 @@ fn created_backup_is_restored_by_home_assistant() {
         }
         assert!(left.contains(&"network storage"), "{left:?}");
 
+        // The traps: ./backup.json with its "./", inner archives without one, `compressed`.
+        let bytes = std::fs::read(&out).unwrap();
+        let members: Vec<String> = lifeboat::backup::tarscan::list(&bytes, 100)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(members.last().map(String::as_str), Some("./backup.json"));
+        assert_eq!(members[..members.len() - 1], want_names[..], "{name}");
+        let (_, l, _, _) = json(&["backup", "list", s(&out)]);
+        assert_eq!(l["backups"][0]["backup"]["compressed"], true);
+        assert_eq!(l["backups"][0]["backup"]["protected"], version.is_some());
+
         // lifeboat's own check, with the key.
         let pw = version.map(|_| pwfile(tmp.path(), key));
         let mut ca = vec!["backup", "check", s(&out), "--no-prompt"];

@@ -775,27 +775,29 @@ fn core_version(card: &Card) -> Option<String> {
         })
 }
 
-/// Make the backup. `progress` gets a line per step, for a terminal.
-pub fn create(
-    card: &Card,
-    opts: &Options,
-    enc: Option<&Encryption>,
-    progress: &mut dyn FnMut(&str),
-) -> Result<CreateReport> {
-    let out = &opts.output;
-    if out.symlink_metadata().is_ok() && !opts.force {
-        bail!("{}: exists; add --force to replace it", out.display());
-    }
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
-        && !parent.is_dir()
-    {
-        bail!("{}: no such directory", parent.display());
-    }
+/// What goes into the backup, decided before anything is written.
+struct Plan {
+    layout: Layout,
+    parts: Vec<Part>,
+    /// `full` or `partial`.
+    kind: &'static str,
+    with_ha: bool,
+    exclude_database: bool,
+    ha_version: Option<String>,
+    supervisor_version: Option<String>,
+    /// Supervisor's config.json (custom repositories).
+    config: Option<Value>,
+    left_out: Vec<LeftOut>,
+    notes: Vec<String>,
+    problems: Vec<String>,
+}
+
+/// Read the Supervisor state, list every part there is, and apply the user's choice.
+fn plan(card: &Card, opts: &Options) -> Result<Plan> {
     let mut notes = Vec::new();
     let mut left_out = Vec::new();
-    let mut excluded = Vec::new();
-    let layout = layout(card);
     let mut problems = Vec::new();
+    let layout = layout(card);
 
     // ---- Supervisor state
     let addons_file = card.contents.addons_file.clone();
@@ -952,6 +954,13 @@ pub fn create(
     } else {
         "partial"
     };
+    if !with_ha {
+        notes.push(
+            "no Home Assistant config in this backup: restoring at onboarding needs one with \
+             it; restore these parts from Settings → System → Backups afterwards"
+                .into(),
+        );
+    }
     if with_ha && ha_version.is_none() {
         bail!(
             "{}: the Home Assistant Core version is recorded neither in \
@@ -960,14 +969,40 @@ pub fn create(
         );
     }
 
-    let spool = Spool::new(out)?;
+    Ok(Plan {
+        layout,
+        parts,
+        kind,
+        with_ha,
+        exclude_database,
+        ha_version,
+        supervisor_version,
+        config,
+        left_out,
+        notes,
+        problems,
+    })
+}
 
-    // ---- the database: copy it (with its -wal) off the card and check it
+/// Archive-relative paths whose content comes from a copy in the spool, not the card.
+type Overrides = BTreeMap<Vec<u8>, PathBuf>;
+
+/// Copy the recorder database (with its `-wal`) off the card into the spool and check it with
+/// SQLite. Returns its report and the copies the archive takes instead of the card's files.
+fn prepare_database(
+    card: &Card,
+    spool: &Spool,
+    plan: &mut Plan,
+    check: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Option<DatabaseReport>, Overrides)> {
     let mut overrides = BTreeMap::new();
     let mut database = None;
+    let (left_out, notes) = (&mut plan.left_out, &mut plan.notes);
+    let exclude_database = plan.exclude_database;
     let db_path = b"/supervisor/homeassistant/home-assistant_v2.db";
     let wal_path = b"/supervisor/homeassistant/home-assistant_v2.db-wal";
-    if with_ha && card::is_file(&card.fs, db_path) {
+    if plan.with_ha && card::is_file(&card.fs, db_path) {
         let bytes = card::lstat(&card.fs, db_path)
             .ok()
             .flatten()
@@ -997,7 +1032,7 @@ pub fn create(
                     }
                 ),
             });
-        } else if opts.check_database {
+        } else if check {
             progress(&format!(
                 "copying the recorder database ({}) off the card and checking it",
                 crate::report::human_bytes(bytes + wal_bytes.unwrap_or(0))
@@ -1006,7 +1041,7 @@ pub fn create(
             std::fs::create_dir(&dbdir)
                 .with_context(|| format!("{}: cannot create", dbdir.display()))?;
             let copy = |src: &[u8], name: &str| -> Result<PathBuf> {
-                let (p, _) = spool_copy(card, &spool, src)?;
+                let (p, _) = spool_copy(card, spool, src)?;
                 let to = dbdir.join(name);
                 std::fs::rename(&p, &to)
                     .with_context(|| format!("{}: cannot rename", to.display()))?;
@@ -1063,121 +1098,120 @@ pub fn create(
         database = Some(rep);
     }
 
-    // ---- write
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = super::extract::tmp_name(out, "tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .read(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("{}: cannot create", tmp.display()))?;
-    let guard = RemoveOnDrop(Some(tmp.clone()));
-    let mut w = BackupWriter::new(io::BufWriter::with_capacity(1 << 20, file));
-    let date = opts.date.clone().unwrap_or_else(super::isotime::now_utc);
-    if !validate::is_iso_datetime(&date) {
-        bail!("date '{date}' is not an ISO-8601 date-time");
-    }
-    let name = opts.name.clone().unwrap_or_else(|| {
-        format!(
-            "Recovered by lifeboat {}",
-            date.get(..16).unwrap_or(&date).replace('T', " ")
-        )
-    });
-    check_name(&name)?;
-    let mtime = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let mut archives = Vec::new();
-    let mut ha_size = 0u64;
-    for part in &parts {
-        let job = ArchiveJob {
-            part,
-            layout: &layout,
-            exclude_database,
-            overrides: &overrides,
-        };
-        let member = part.member();
-        progress(&format!("writing {member}"));
-        let wctx = || format!("{}: writing {member}", tmp.display());
-        let stats = if enc.is_none() && member.len() <= 100 {
-            // Unencrypted: stream into the output, the size is patched in afterwards.
-            let mut res = None;
-            let n = w.append_unsized(&member, mtime, |o| {
-                match write_archive(card, &spool, &job, o, &mut excluded, &mut left_out) {
-                    Ok(s) => {
-                        res = Some(Ok(s));
-                        Ok(())
-                    }
-                    Err(e) => {
-                        let msg = format!("{e:#}");
-                        res = Some(Err(e));
-                        Err(io::Error::other(msg))
-                    }
+    Ok((database, overrides))
+}
+
+/// Everything writing one archive into the output needs.
+struct Out<'a> {
+    w: BackupWriter<io::BufWriter<File>>,
+    tmp: &'a Path,
+    mtime: u64,
+    excluded: Vec<Excluded>,
+    left_out: Vec<LeftOut>,
+}
+
+/// Write one part's archive into the backup: streamed when unencrypted, spooled and encrypted
+/// otherwise.
+fn write_part(
+    card: &Card,
+    spool: &Spool,
+    plan: &Plan,
+    overrides: &Overrides,
+    part: &Part,
+    enc: Option<&Encryption>,
+    o: &mut Out<'_>,
+) -> Result<ArchiveStats> {
+    let (w, mtime, excluded, left_out) = (&mut o.w, o.mtime, &mut o.excluded, &mut o.left_out);
+    let tmp = o.tmp;
+    let job = ArchiveJob {
+        part,
+        layout: &plan.layout,
+        exclude_database: plan.exclude_database,
+        overrides,
+    };
+    let member = part.member();
+    let wctx = || format!("{}: writing {member}", tmp.display());
+    let stats = if enc.is_none() && member.len() <= 100 {
+        // Unencrypted: stream into the output, the size is patched in afterwards.
+        let mut res = None;
+        let n = w.append_unsized(&member, mtime, |o| {
+            match write_archive(card, spool, &job, o, excluded, left_out) {
+                Ok(s) => {
+                    res = Some(Ok(s));
+                    Ok(())
                 }
-            });
-            match (res, n) {
-                (Some(Ok(mut s)), Ok(n)) => {
-                    s.stored_bytes = n;
-                    s
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    res = Some(Err(e));
+                    Err(io::Error::other(msg))
                 }
-                (Some(Err(e)), _) => return Err(e),
-                (_, Err(e)) => return Err(anyhow::Error::new(e).context(wctx())),
-                (None, Ok(_)) => bail!("{}: archive not written", wctx()),
             }
-        } else {
-            // Spooled first: SecureTar needs the size up front.
-            let (mut f, p) = spool.create("archive")?;
-            let mut s = {
-                let mut bw = io::BufWriter::with_capacity(1 << 20, &mut f);
-                let s = write_archive(card, &spool, &job, &mut bw, &mut excluded, &mut left_out)?;
-                bw.flush()
-                    .with_context(|| format!("{}: cannot write", p.display()))?;
+        });
+        match (res, n) {
+            (Some(Ok(mut s)), Ok(n)) => {
+                s.stored_bytes = n;
                 s
-            };
-            let len = f
-                .stream_position()
-                .with_context(|| format!("{}: cannot write", p.display()))?;
-            f.rewind()
-                .with_context(|| format!("{}: cannot read", p.display()))?;
-            let start = w.position();
-            let body = io::BufReader::with_capacity(1 << 20, f);
-            match enc {
-                Some(e) => w.append_encrypted(&member, len, body, &e.key, mtime),
-                None => w.append_reader(&member, len, body, mtime),
             }
-            .with_context(wctx)?;
-            let _ = std::fs::remove_file(&p);
-            s.stored_bytes = w.position() - start;
+            (Some(Err(e)), _) => return Err(e),
+            (_, Err(e)) => return Err(anyhow::Error::new(e).context(wctx())),
+            (None, Ok(_)) => bail!("{}: archive not written", wctx()),
+        }
+    } else {
+        // Spooled first: SecureTar needs the size up front.
+        let (mut f, p) = spool.create("archive")?;
+        let mut s = {
+            let mut bw = io::BufWriter::with_capacity(1 << 20, &mut f);
+            let s = write_archive(card, spool, &job, &mut bw, excluded, left_out)?;
+            bw.flush()
+                .with_context(|| format!("{}: cannot write", p.display()))?;
             s
         };
-        if matches!(part, Part::HomeAssistant) {
-            ha_size = stats.stored_bytes;
+        let len = f
+            .stream_position()
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+        f.rewind()
+            .with_context(|| format!("{}: cannot read", p.display()))?;
+        let start = w.position();
+        let body = io::BufReader::with_capacity(1 << 20, f);
+        match enc {
+            Some(e) => w.append_encrypted(&member, len, body, &e.key, mtime),
+            None => w.append_reader(&member, len, body, mtime),
         }
-        archives.push(stats);
-    }
+        .with_context(wctx)?;
+        let _ = std::fs::remove_file(&p);
+        s.stored_bytes = w.position() - start;
+        s
+    };
+    Ok(stats)
+}
 
-    // ---- backup.json
-    let slug = slug(&date, &name);
-    let addons: Vec<Value> = parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Addon(a) => {
-                Some(json!({"slug": a.slug, "name": a.name, "version": a.version, "size": 0.0}))
-            }
-            _ => None,
-        })
-        .collect();
-    let folders: Vec<String> = parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Folder(f, _) => Some((*f).to_string()),
-            _ => None,
-        })
-        .collect();
+/// What `backup.json` says besides the plan.
+struct Head<'a> {
+    slug: &'a str,
+    name: &'a str,
+    date: &'a str,
+    addons: &'a [Value],
+    folders: &'a [String],
+    mounts: &'a [Value],
+    ha_size: u64,
+    protected: bool,
+}
+
+/// The `backup.json` of the new backup.
+fn backup_json(card: &Card, plan: &Plan, h: &Head<'_>) -> Result<Value> {
+    let Head {
+        slug,
+        name,
+        date,
+        addons,
+        folders,
+        mounts,
+        ha_size,
+        protected,
+    } = *h;
+    let (config, kind, with_ha) = (&plan.config, plan.kind, plan.with_ha);
+    let (ha_version, supervisor_version) = (&plan.ha_version, &plan.supervisor_version);
+    let exclude_database = plan.exclude_database;
     let mut repositories: BTreeSet<String> = ["core".to_string(), "local".to_string()].into();
     for key in ["apps_custom_list", "addons_custom_list", "repositories"] {
         if let Some(a) = config
@@ -1192,34 +1226,6 @@ pub fn create(
             }
         }
     }
-    // Network mounts are not in a backup made here: note them (without credentials) so
-    // `backup report` on the backup can list them.
-    let mounts: Vec<Value> = card::read_json(&card.fs, b"/supervisor/mounts.json", &mut problems)
-        .as_ref()
-        .and_then(|m| m.get("mounts"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|m| {
-                    let mut o = Map::new();
-                    for k in [
-                        "name",
-                        "type",
-                        "server",
-                        "share",
-                        "path",
-                        "usage",
-                        "read_only",
-                    ] {
-                        if let Some(v) = m.get(k) {
-                            o.insert(k.into(), v.clone());
-                        }
-                    }
-                    Value::Object(o)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     let instance_id = card
         .contents
         .config_dir
@@ -1260,12 +1266,12 @@ pub fn create(
         },
     );
     meta.insert("compressed".into(), json!(true));
-    meta.insert("protected".into(), json!(enc.is_some()));
+    meta.insert("protected".into(), json!(protected));
     meta.insert(
         "repositories".into(),
         json!(repositories.into_iter().collect::<Vec<_>>()),
     );
-    meta.insert("addons".into(), Value::Array(addons.clone()));
+    meta.insert("addons".into(), Value::Array(addons.to_vec()));
     meta.insert("folders".into(), json!(folders));
     let meta = Value::Object(meta);
     for f in validate::check_json(&meta) {
@@ -1276,6 +1282,146 @@ pub fn create(
             );
         }
     }
+    Ok(meta)
+}
+
+/// Network mounts from Supervisor's mounts.json, without credentials.
+fn network_mounts(card: &Card, problems: &mut Vec<String>) -> Vec<Value> {
+    card::read_json(&card.fs, b"/supervisor/mounts.json", problems)
+        .as_ref()
+        .and_then(|m| m.get("mounts"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|m| {
+                    let mut o = Map::new();
+                    for k in [
+                        "name",
+                        "type",
+                        "server",
+                        "share",
+                        "path",
+                        "usage",
+                        "read_only",
+                    ] {
+                        if let Some(v) = m.get(k) {
+                            o.insert(k.into(), v.clone());
+                        }
+                    }
+                    Value::Object(o)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Make the backup. `progress` gets a line per step, for a terminal.
+pub fn create(
+    card: &Card,
+    opts: &Options,
+    enc: Option<&Encryption>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<CreateReport> {
+    let out = &opts.output;
+    if out.symlink_metadata().is_ok() && !opts.force {
+        bail!("{}: exists; add --force to replace it", out.display());
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        bail!("{}: no such directory", parent.display());
+    }
+    let date = opts.date.clone().unwrap_or_else(super::isotime::now_utc);
+    if !validate::is_iso_datetime(&date) {
+        bail!("date '{date}' is not an ISO-8601 date-time");
+    }
+    let name = opts.name.clone().unwrap_or_else(|| {
+        format!(
+            "Recovered by lifeboat {}",
+            date.get(..16).unwrap_or(&date).replace('T', " ")
+        )
+    });
+    check_name(&name)?;
+    let mut plan = plan(card, opts)?;
+    let spool = Spool::new(out)?;
+    let (database, overrides) =
+        prepare_database(card, &spool, &mut plan, opts.check_database, progress)?;
+
+    // ---- write
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = super::extract::tmp_name(out, "tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("{}: cannot create", tmp.display()))?;
+    let guard = RemoveOnDrop(Some(tmp.clone()));
+    let mut o = Out {
+        w: BackupWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
+        tmp: &tmp,
+        mtime: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        excluded: Vec::new(),
+        left_out: Vec::new(),
+    };
+    let mut archives = Vec::new();
+    let mut ha_size = 0u64;
+    for part in &plan.parts {
+        progress(&format!("writing {}", part.member()));
+        let stats = write_part(card, &spool, &plan, &overrides, part, enc, &mut o)?;
+        if matches!(part, Part::HomeAssistant) {
+            ha_size = stats.stored_bytes;
+        }
+        archives.push(stats);
+    }
+    let slug = slug(&date, &name);
+    let addons: Vec<Value> = plan
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Addon(a) => {
+                Some(json!({"slug": a.slug, "name": a.name, "version": a.version, "size": 0.0}))
+            }
+            _ => None,
+        })
+        .collect();
+    let folders: Vec<String> = plan
+        .parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Folder(f, _) => Some((*f).to_string()),
+            _ => None,
+        })
+        .collect();
+    // Network mounts are not in a backup made here: note them (without credentials) so
+    // `backup report` on the backup can list them.
+    let mounts = network_mounts(card, &mut plan.problems);
+    let meta = backup_json(
+        card,
+        &plan,
+        &Head {
+            slug: &slug,
+            name: &name,
+            date: &date,
+            addons: &addons,
+            folders: &folders,
+            mounts: &mounts,
+            ha_size,
+            protected: enc.is_some(),
+        },
+    )?;
+    let Out {
+        mut w,
+        mut excluded,
+        left_out: walk_left_out,
+        mtime,
+        ..
+    } = o;
     let meta_bytes = serde_json::to_vec(&meta).context("encoding backup.json")?;
     w.append_bytes("./backup.json", &meta_bytes, mtime)
         .with_context(|| format!("{}: writing backup.json", tmp.display()))?;
@@ -1293,7 +1439,19 @@ pub fn create(
     std::mem::forget(guard);
     drop(spool);
 
-    // ---- notes on what a restore will not bring back
+    // ---- what a restore will not bring back
+    let Plan {
+        kind,
+        with_ha,
+        ha_version,
+        supervisor_version,
+        mut left_out,
+        mut notes,
+        problems,
+        ..
+    } = plan;
+    left_out.extend(walk_left_out);
+    excluded.sort_by(|a, b| (&a.archive, &a.path).cmp(&(&b.archive, &b.path)));
     notes.push(
         "add-on images are not in the backup: Supervisor downloads each add-on again while \
          restoring (this needs the internet)"
