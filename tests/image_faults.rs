@@ -400,3 +400,70 @@ fn loop_device_with_direct_io_and_mount_refusal() {
     let mm = Manifest::load(&PathBuf::from(format!("{}.manifest.json", s(&o2)))).unwrap();
     assert_eq!(mm.source.mounted_rw.len(), 1);
 }
+
+#[test]
+fn per_read_timeout_gives_up_on_a_hanging_device() {
+    if !skip_unless_faults("per_read_timeout_gives_up_on_a_hanging_device") {
+        return;
+    }
+    let d = tmp();
+    let src = noise(256 << 10, 3);
+    let back = d.path().join("slow.img");
+    std::fs::write(&back, &src).unwrap();
+    let work = d.path().join("rig");
+    std::fs::create_dir_all(&work).unwrap();
+    // Every read takes 1.5 s.
+    let fd = FaultDev::with_filters(&back, &[], &work, &[("--filter=delay", "rdelay=1500ms")])
+        .expect("slow device");
+    let dev = fd.dev.to_str().unwrap().to_string();
+    // A 0.3 s timeout gives up on every read, reopens the device, and still finishes.
+    let out = d.path().join("t.img");
+    let t = std::time::Instant::now();
+    let (code, _, e) = run(&[
+        "image",
+        "-q",
+        "--all",
+        "--chunk",
+        "256K",
+        "--timeout",
+        "0.3",
+        "--no-trim",
+        "--no-scrape",
+        "--retries",
+        "0",
+        &dev,
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(code, 6, "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+    let m = Manifest::load(&PathBuf::from(format!("{}.manifest.json", s(&out)))).unwrap();
+    assert!(
+        m.rescue.timeouts >= 1 && m.rescue.reopens >= 1,
+        "{:?}",
+        m.rescue
+    );
+    assert_eq!(m.rescue.bad_bytes, src.len() as u64);
+    assert!(m.read_profile.iter().any(|b| b.timeouts > 0));
+    // A slow but working device within the timeout reads fine.
+    let ok = d.path().join("ok.img");
+    let (code, _, e) = run(&[
+        "image",
+        "-q",
+        "--all",
+        "--chunk",
+        "256K",
+        "--timeout",
+        "10",
+        &dev,
+        "-o",
+        s(&ok),
+    ]);
+    assert_eq!(code, 0, "{e}");
+    assert!(std::fs::read(&ok).unwrap() == src);
+    drop(fd);
+}

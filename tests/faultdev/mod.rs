@@ -62,6 +62,17 @@ impl FaultDev {
     /// Export `backing` with the `bad` areas failing, as a loop device. `work` holds the
     /// mapfile and the FUSE mount point.
     pub fn new(backing: &Path, bad: &[(u64, u64)], work: &Path) -> Result<FaultDev, String> {
+        Self::with_filters(backing, bad, work, &[])
+    }
+
+    /// Like [`FaultDev::new`], with more nbdkit arguments before the plugin (e.g.
+    /// `--filter=delay`) and after it (`rdelay=2`): `extra` is (before, after).
+    pub fn with_filters(
+        backing: &Path,
+        bad: &[(u64, u64)],
+        work: &Path,
+        extra: &[(&str, &str)],
+    ) -> Result<FaultDev, String> {
         let size = std::fs::metadata(backing).map_err(|e| e.to_string())?.len();
         let map = work.join("bad.map");
         bad_mapfile(&map, size, bad);
@@ -74,9 +85,12 @@ impl FaultDev {
             .arg("-P")
             .arg(&pid)
             .arg(mnt.join("disk.img"))
-            .args(["[", "nbdkit", "--filter=ddrescue", "file"])
+            .args(["[", "nbdkit"])
+            .args(extra.iter().map(|e| e.0))
+            .args(["--filter=ddrescue", "file"])
             .arg(backing)
             .arg(format!("ddrescue-mapfile={}", map.display()))
+            .args(extra.iter().map(|e| e.1))
             .arg("]")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
