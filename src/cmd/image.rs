@@ -331,6 +331,11 @@ fn render(o: &ImageOutcome) -> String {
 /// Run `image`.
 pub fn run(args: &ImageArgs, out: &Output) -> Result<Outcome> {
     let opts = options(args)?;
+    if opts.output.as_os_str() == "-" && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        bail!(
+            "-o -: stdout is a terminal; pipe the image somewhere (e.g. `| rclone rcat remote:card.img`) or give a file"
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,
