@@ -536,6 +536,27 @@ fn create_choices_refusals_and_layouts() {
     assert!(err.contains("not a Home Assistant OS disk"), "{err}");
     assert!(!o2.exists());
 
+    // Every data-partition label and the external data disk.
+    for fam in [
+        "rpi4-data-old",
+        "rpi4-data-dis",
+        "rpi4-data-fail",
+        "external-data",
+        "rpi5",
+    ] {
+        let o = tmp.path().join(format!("{fam}.tar"));
+        let (code, c, _, err) = json(&[
+            "backup",
+            "create",
+            s(&dir.join(format!("{fam}.img"))),
+            "-o",
+            s(&o),
+        ]);
+        assert_eq!(code, 0, "{fam}: {err}");
+        assert_eq!(c["verification"]["verdict"], "ok", "{fam}: {c:#}");
+        assert_eq!(c["type"], "full", "{fam}");
+    }
+
     // The pre-2026.06 layout (addons.json, addons/data/<slug>) and a data partition on its own.
     let n2 = tmp.path().join("n2.tar");
     let (code, c, _, err) = json(&[
