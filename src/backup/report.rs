@@ -186,12 +186,13 @@ const REMOTE_ADDON_WORDS: &[&str] = &[
 ];
 
 fn is_device_string(s: &str) -> bool {
-    s.starts_with("/dev/")
-        || s.starts_with("socket://")
-        || s.starts_with("esphome://")
-        || (s.len() > 3
-            && s[..3].eq_ignore_ascii_case("com")
-            && s[3..].chars().all(|c| c.is_ascii_digit()))
+    let com = match (s.get(..3), s.get(3..)) {
+        (Some(p), Some(n)) => {
+            p.eq_ignore_ascii_case("com") && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    };
+    s.starts_with("/dev/") || s.starts_with("socket://") || s.starts_with("esphome://") || com
 }
 
 /// Every device-like string in a JSON value.
