@@ -352,6 +352,10 @@ fn created_backup_is_restored_by_home_assistant() {
         assert!(mosq.join("data/options.json").is_file());
         assert!(mosq.join("data/mosquitto.db").is_file());
         assert!(!mosq.join("data/mosquitto.log").exists(), "backup_exclude");
+        for slug in strs(&r["addon_apparmor"]) {
+            assert!(pyout.join(&slug).join("apparmor.txt").is_file(), "{slug}");
+        }
+        assert!(!pyout.join("core_zwave_js/apparmor.txt").exists());
         assert_eq!(
             std::fs::read_link(pyout.join("share/acl_link")).unwrap(),
             Path::new("mosquitto/acl.conf")

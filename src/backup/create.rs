@@ -8,8 +8,9 @@
 //!   token for the Core API; a restore keeps the new system's).
 //! - One archive per add-on whose Supervisor metadata (`apps.json`/`addons.json` `user` and
 //!   `system` entries) is complete enough for Supervisor's `SCHEMA_APP_BACKUP`: `addon.json`,
-//!   `data/` (the add-on's data dir, by its `backup_exclude`) and `config/` (its public config
-//!   dir). Add-on images are never included: Supervisor pulls them again.
+//!   its AppArmor profile as `apparmor.txt` when the card has one, `data/` (the add-on's data
+//!   dir, by its `backup_exclude`) and `config/` (its public config dir). Add-on images are
+//!   never included: Supervisor pulls them again.
 //! - `share`, `ssl`, `media` and (when not empty) `addons/local` folder archives.
 //! - Hard links are written as regular files (Home Assistant fails on hard links in encrypted
 //!   backups); symlinks are kept as symlinks, with their targets as stored; devices, FIFOs and
@@ -680,6 +681,13 @@ fn write_archive(
             let json = serde_json::to_vec(&a.addon_json).context("encoding addon.json")?;
             let m = root_meta(b"/supervisor")?;
             w.bytes(b"addon.json", &m, &json)?;
+            // Its AppArmor profile, which Supervisor's restore loads (when the card has one).
+            let profile = format!("/supervisor/apparmor/{}", a.slug);
+            if let Ok(Some(p)) = card::read_small(&card.fs, profile.as_bytes(), 1 << 20)
+                && let Ok(Some(pm)) = card::lstat(&card.fs, profile.as_bytes())
+            {
+                w.bytes(b"apparmor.txt", &pm, &p)?;
+            }
             let data = format!("/supervisor/{}/data/{}", job.layout.apps_dir, a.slug);
             let config = format!("/supervisor/{}/{}", job.layout.configs_dir, a.slug);
             for (src, arc, seen_as) in [

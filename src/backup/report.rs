@@ -363,13 +363,24 @@ pub fn analyse(inp: &Inputs) -> Vec<Item> {
             {
                 detail.push_str(&format!(" (server {url})"));
             }
+            let server = data
+                .get("url")
+                .and_then(Value::as_str)
+                .filter(|u| u.starts_with("ws://") || u.starts_with("wss://"));
+            let action = match server {
+                Some(_) if paths.is_empty() => "The stick is set in the Z-Wave JS server (the \
+                    add-on's device option): plug the same stick in and check that option. The \
+                    network itself (keys, paired devices) comes back with the backup."
+                    .to_string(),
+                _ => hardware_action(&paths, domain),
+            };
             items.push(Item {
                 category: Category::Hardware,
                 subject: domain.to_string(),
                 title,
                 entry_id,
                 detail,
-                action: hardware_action(&paths, domain),
+                action,
                 paths,
                 needs_cloud: false,
                 disabled,
