@@ -22,6 +22,7 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::io;
+use std::sync::LazyLock;
 
 use super::{FsInfo, FsKind};
 use crate::io::ReadAt;
@@ -143,12 +144,14 @@ const CP437_HIGH: &str = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ
 └┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u{a0}";
 
 fn oem_char(b: u8) -> char {
+    // Decoded once: a garbage directory of 65536 entries must not cost a scan of the
+    // table per byte.
+    static HIGH: LazyLock<Vec<char>> = LazyLock::new(|| CP437_HIGH.chars().collect());
     if b < 0x80 {
         char::from(b)
     } else {
-        CP437_HIGH
-            .chars()
-            .nth(usize::from(b - 0x80))
+        HIGH.get(usize::from(b - 0x80))
+            .copied()
             .unwrap_or('\u{fffd}')
     }
 }
