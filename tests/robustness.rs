@@ -264,7 +264,6 @@ fn run_family(family: &str, want: Verdict) {
     );
     let t = table::read_table(&*base, 512).unwrap();
     let regions = regions(&base, &t, &clean);
-    for r in &regions { eprintln!("REGION {family} {} {:?}", r.name, r.bytes); }
     if want == Verdict::Haos {
         let names: Vec<&str> = regions.iter().map(|r| r.name.as_str()).collect();
         for must in [
