@@ -33,8 +33,8 @@ fuzz_target!(|data: &[u8]| {
         config_txt: parts.next(),
         tryboot_txt: parts.next(),
         cmdline_tryboot_txt: parts.next(),
-        good_a: data.len() % 2 == 0,
-        good_b: data.len() % 3 == 0,
+        good_a: data.len().is_multiple_of(2),
+        good_b: data.len().is_multiple_of(3),
     };
     let _ = rpiboot::evaluate(&files);
 });

@@ -10,18 +10,17 @@ fuzz_target!(|data: &[u8]| {
     let _ = mbr::parse_mbr(data);
     let _ = mbr::parse_ebr(data);
     for off in [0usize, 512, 4096] {
-        if let Some(s) = data.get(off..) {
-            if let Ok(h) = gpt::parse_header(s) {
-                let _ = h.entry_array_len();
-                let _ = gpt::header_crc(s, h.header_size);
-                let entries = gpt::parse_entries(s, h.entry_count, h.entry_size);
-                for e in &entries {
-                    let _ = e.number();
-                    let _ = e.size_lba();
-                    let _ = gpt::check_entry(e, h.first_usable_lba, h.last_usable_lba);
-                }
-                let _ = gpt::check_entries_crc(s, &h);
+        let Some(s) = data.get(off..) else { continue };
+        if let Ok(h) = gpt::parse_header(s) {
+            let _ = h.entry_array_len();
+            let _ = gpt::header_crc(s, h.header_size);
+            let entries = gpt::parse_entries(s, h.entry_count, h.entry_size);
+            for e in &entries {
+                let _ = e.number();
+                let _ = e.size_lba();
+                let _ = gpt::check_entry(e, h.first_usable_lba, h.last_usable_lba);
             }
+            let _ = gpt::check_entries_crc(s, &h);
         }
     }
     // Entry count and size from the first bytes, entries from the rest.
