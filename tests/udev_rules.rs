@@ -5,7 +5,10 @@
 //! `udevadm test` leaves. Skipped with a printed reason without root, loop devices, udevadm
 //! or the fixture tools.
 //!
-//! The rules are copied to `/run/udev/rules.d/61-lifeboat-test-<pid>.rules`; that file and
+//! With `LIFEBOAT_UDEV_INSTALLED=1` (set by `.ci/run` after installing the Debian package)
+//! the rules the package installed are tested in place instead.
+//!
+//! Otherwise the rules are copied to `/run/udev/rules.d/61-lifeboat-test-<pid>.rules`; that file and
 //! the udev database records of the test's loop devices are removed afterwards.
 
 mod common;
@@ -14,6 +17,9 @@ use common::LoopDev;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
+
+/// Where the Debian package installs the rules.
+const INSTALLED_RULES: &str = "/usr/lib/udev/rules.d/61-lifeboat.rules";
 
 /// Removes the test's rules file and the udev records of its devices however the test ends.
 struct Cleanup {
@@ -88,13 +94,27 @@ fn udev_rules_mark_haos_partitions_and_make_unique_links() {
     let Some(fx) = common::fixtures_or_skip("udev rules test") else {
         return;
     };
-    let rules = PathBuf::from(format!(
-        "/run/udev/rules.d/61-lifeboat-test-{}.rules",
-        std::process::id()
-    ));
-    std::fs::create_dir_all("/run/udev/rules.d").expect("creating /run/udev/rules.d");
-    std::fs::write(&rules, lifeboat::cmd::udev::RULES).expect("writing the test rules");
-    let mut cleanup = Cleanup { files: vec![rules] };
+    // LIFEBOAT_UDEV_INSTALLED=1 (.ci/run, after installing the Debian package): test the rules
+    // the package put in /usr/lib/udev/rules.d, unchanged, instead of a private copy.
+    let mut cleanup = Cleanup { files: vec![] };
+    if std::env::var_os("LIFEBOAT_UDEV_INSTALLED").is_some_and(|v| v == "1") {
+        let installed = std::fs::read_to_string(INSTALLED_RULES)
+            .unwrap_or_else(|e| panic!("{INSTALLED_RULES}: {e} (is the package installed?)"));
+        assert_eq!(
+            installed,
+            lifeboat::cmd::udev::RULES,
+            "{INSTALLED_RULES} differs from udev/61-lifeboat.rules"
+        );
+        eprintln!("testing the installed rules {INSTALLED_RULES}");
+    } else {
+        let rules = PathBuf::from(format!(
+            "/run/udev/rules.d/61-lifeboat-test-{}.rules",
+            std::process::id()
+        ));
+        std::fs::create_dir_all("/run/udev/rules.d").expect("creating /run/udev/rules.d");
+        std::fs::write(&rules, lifeboat::cmd::udev::RULES).expect("writing the test rules");
+        cleanup.files.push(rules);
+    }
 
     let rpi4 = LoopDev::attach(&fx.join("rpi4.img"), true).expect("attaching rpi4");
     let n2 = LoopDev::attach(&fx.join("odroid-n2.img"), true).expect("attaching odroid-n2");
