@@ -1,7 +1,9 @@
-//! Opening an image for a sequential read: raw, zstd, gzip (one or many members) or xz,
+//! Opening an image for a sequential read: raw, zstd, gzip (one or many members), xz, bzip2
+//! (one or many streams) or a zip archive holding exactly one file (stored or deflated),
 //! recognised by magic bytes (never by name), decompressed on the fly. The bytes of the file as
 //! stored are hashed while they are read, so a publisher's SHA-256 of the `.img.xz` can be
-//! checked in the same pass as the image's own hash.
+//! checked in the same pass as the image's own hash. `flash` can turn that hashing off and
+//! skip over unmapped ranges (a seek on raw images).
 
 use crate::io::sniff::{self, Container};
 use anyhow::{Context, Result, bail};
@@ -16,6 +18,8 @@ use std::sync::{Arc, Mutex};
 struct Stored {
     hash: Sha256,
     bytes: u64,
+    /// Hashing turned off ([`ImageInput::set_hash_stored`]): `bytes` still counts.
+    off: bool,
 }
 
 /// A reader that hashes everything it passes on.
@@ -28,22 +32,49 @@ impl Read for Tee {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if let Ok(mut s) = self.stored.lock() {
-            s.hash.update(&buf[..n]);
+            if !s.off {
+                s.hash.update(&buf[..n]);
+            }
             s.bytes += n as u64;
         }
         Ok(n)
     }
 }
 
+impl Seek for Tee {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
 /// An image opened for one sequential pass.
 pub struct ImageInput {
     pub path: PathBuf,
-    /// `raw`, `zstd`, `gzip` or `xz`.
+    /// `raw`, `zstd`, `gzip`, `xz`, `bzip2` or `zip`.
     pub format: &'static str,
     /// Bytes of the file as stored.
     pub file_bytes: u64,
-    reader: Box<dyn Read + Send>,
+    /// For a zip archive: the name of the image inside it.
+    pub inner_name: Option<String>,
+    reader: Src,
     stored: Arc<Mutex<Stored>>,
+    /// Bytes of the image skipped with a seek (raw only): the stored hash is then incomplete.
+    seeked: bool,
+}
+
+/// The decoded byte stream: a raw file can seek forward, the others are read and dropped.
+enum Src {
+    Raw(BufReader<Tee>),
+    Stream(Box<dyn Read + Send>),
+}
+
+impl Src {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Src::Raw(r) => r.read(buf),
+            Src::Stream(r) => r.read(buf),
+        }
+    }
 }
 
 impl ImageInput {
@@ -80,10 +111,21 @@ impl ImageInput {
                 stored: Arc::clone(&stored),
             },
         );
+        let mut inner_name = None;
         let (format, reader): (&'static str, Box<dyn Read + Send>) = match sniff::sniff(
             &head[..got],
         ) {
-            None => ("raw", Box::new(tee)),
+            None => {
+                return Ok(ImageInput {
+                    path: path.to_path_buf(),
+                    format: "raw",
+                    file_bytes: meta.len(),
+                    inner_name,
+                    reader: Src::Raw(tee),
+                    stored,
+                    seeked: false,
+                });
+            }
             Some(Container::Zstd) => (
                 "zstd",
                 Box::new(
@@ -93,8 +135,14 @@ impl ImageInput {
             ),
             Some(Container::Gzip) => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(tee))),
             Some(Container::Xz) => ("xz", Box::new(lzma_rust2::XzReader::new(tee, true))),
+            Some(Container::Bzip2) => ("bzip2", Box::new(bzip2::read::MultiBzDecoder::new(tee))),
+            Some(Container::Zip) => {
+                let entry = zip::single_entry(path)?;
+                inner_name = Some(entry.name.clone());
+                ("zip", zip::entry_reader(tee, &entry, path)?)
+            }
             Some(c) => bail!(
-                "{}: is a {}; lifeboat reads raw, .zst, .gz and .xz images (unpack it first: {})",
+                "{}: is a {}; lifeboat reads raw, .zst, .gz, .xz, .bz2 and .zip images (unpack it first: {})",
                 path.display(),
                 c.name(),
                 c.how_to_unpack(&path.display().to_string())
@@ -104,9 +152,41 @@ impl ImageInput {
             path: path.to_path_buf(),
             format,
             file_bytes: meta.len(),
-            reader,
+            inner_name,
+            reader: Src::Stream(reader),
             stored,
+            seeked: false,
         })
+    }
+
+    /// Stop (or restart) hashing the file as stored; [`Self::stored_sha256`] then fails.
+    /// Saves a SHA-256 pass when nobody asks for the stored file's hash.
+    pub fn set_hash_stored(&mut self, on: bool) {
+        if let Ok(mut s) = self.stored.lock() {
+            s.off = !on;
+        }
+    }
+
+    /// Skip the next `n` bytes of the image: a seek on a raw image, else read and dropped.
+    pub fn skip(&mut self, mut n: u64) -> Result<()> {
+        if let Src::Raw(r) = &mut self.reader
+            && let Ok(k) = i64::try_from(n)
+        {
+            r.seek_relative(k)
+                .with_context(|| format!("{}: cannot seek", self.path.display()))?;
+            self.seeked = true;
+            return Ok(());
+        }
+        let mut buf = vec![0u8; (1 << 20).min(n.max(1) as usize)];
+        while n > 0 {
+            let want = (buf.len() as u64).min(n) as usize;
+            let got = self.fill(&mut buf[..want])?;
+            if got == 0 {
+                break;
+            }
+            n -= got as u64;
+        }
+        Ok(())
     }
 
     /// Read until `buf` is full or the image ends; returns the bytes read.
@@ -138,6 +218,12 @@ impl ImageInput {
             .stored
             .lock()
             .map_err(|_| anyhow::anyhow!("{}: hash state lost", self.path.display()))?;
+        if s.off || self.seeked {
+            bail!(
+                "{}: the stored file was not hashed in this pass",
+                self.path.display()
+            );
+        }
         let mut f = File::open(&self.path)
             .with_context(|| format!("{}: cannot reopen", self.path.display()))?;
         f.seek(SeekFrom::Start(s.bytes))
@@ -155,5 +241,255 @@ impl ImageInput {
         }
         s.bytes = self.file_bytes;
         Ok(super::bmap::hex(&h.finalize()))
+    }
+}
+
+/// A zip archive holding one image: the central directory (zip64 too) is read to find the one
+/// file, its local header to find the data; stored and deflated data are read, the CRC-32 and
+/// size are checked at the end. Written for this purpose (one entry, streamed) rather than
+/// taken from a general zip library, whose entries borrow the archive.
+mod zip {
+    use anyhow::{Context, Result, bail};
+    use std::fs::File;
+    use std::io::{self, Read};
+    use std::os::unix::fs::FileExt;
+    use std::path::Path;
+
+    /// The one file inside.
+    #[derive(Debug, Clone)]
+    pub struct Entry {
+        pub name: String,
+        pub method: u16,
+        pub crc: u32,
+        pub compressed: u64,
+        pub size: u64,
+        pub data_start: u64,
+    }
+
+    fn u16le(b: &[u8], at: usize) -> u16 {
+        b.get(at..at + 2)
+            .map(|x| u16::from_le_bytes([x[0], x[1]]))
+            .unwrap_or(0)
+    }
+    fn u32le(b: &[u8], at: usize) -> u32 {
+        b.get(at..at + 4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+            .unwrap_or(0)
+    }
+    fn u64le(b: &[u8], at: usize) -> u64 {
+        let mut v = [0u8; 8];
+        if let Some(x) = b.get(at..at + 8) {
+            v.copy_from_slice(x);
+        }
+        u64::from_le_bytes(v)
+    }
+
+    fn read_at(f: &File, off: u64, len: usize, path: &Path) -> Result<Vec<u8>> {
+        let mut b = vec![0u8; len];
+        f.read_exact_at(&mut b, off)
+            .with_context(|| format!("{}: cannot read the zip archive at {off}", path.display()))?;
+        Ok(b)
+    }
+
+    /// Find the single file of the archive; refuse several (naming them), none, encryption,
+    /// and compression methods other than stored and deflate.
+    pub fn single_entry(path: &Path) -> Result<Entry> {
+        let bad =
+            |why: &str| anyhow::anyhow!("{}: not a usable zip archive: {why}", path.display());
+        let f = File::open(path)
+            .with_context(|| format!("{}: cannot open the zip archive", path.display()))?;
+        let len = f
+            .metadata()
+            .with_context(|| format!("{}: cannot stat", path.display()))?
+            .len();
+        let tail_len = len.min(22 + 65535) as usize;
+        let tail_off = len - tail_len as u64;
+        let tail = read_at(&f, tail_off, tail_len, path)?;
+        let eocd = (0..tail_len.saturating_sub(21))
+            .rev()
+            .find(|&i| u32le(&tail, i) == 0x0605_4b50)
+            .ok_or_else(|| bad("no end of central directory record"))?;
+        let mut count = u64::from(u16le(&tail, eocd + 10));
+        let mut cd_size = u64::from(u32le(&tail, eocd + 12));
+        let mut cd_off = u64::from(u32le(&tail, eocd + 16));
+        if count == 0xFFFF || cd_size == 0xFFFF_FFFF || cd_off == 0xFFFF_FFFF {
+            // zip64: the locator sits just before the EOCD record.
+            let loc_at = tail_off + eocd as u64;
+            if loc_at < 20 {
+                return Err(bad("zip64 locator missing"));
+            }
+            let loc = read_at(&f, loc_at - 20, 20, path)?;
+            if u32le(&loc, 0) != 0x0706_4b50 {
+                return Err(bad("zip64 locator missing"));
+            }
+            let z_off = u64le(&loc, 8);
+            if z_off.saturating_add(56) > len {
+                return Err(bad("zip64 end record outside the file"));
+            }
+            let z = read_at(&f, z_off, 56, path)?;
+            if u32le(&z, 0) != 0x0606_4b50 {
+                return Err(bad("zip64 end record has a bad signature"));
+            }
+            count = u64le(&z, 32);
+            cd_size = u64le(&z, 40);
+            cd_off = u64le(&z, 48);
+        }
+        if cd_off.saturating_add(cd_size) > len || cd_size > 64 << 20 {
+            return Err(bad("central directory outside the file or too large"));
+        }
+        let cd = read_at(&f, cd_off, cd_size as usize, path)?;
+        let mut files: Vec<Entry> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut at = 0usize;
+        for _ in 0..count {
+            if u32le(&cd, at) != 0x0201_4b50 {
+                return Err(bad("central directory entry has a bad signature"));
+            }
+            let flags = u16le(&cd, at + 8);
+            let method = u16le(&cd, at + 10);
+            let crc = u32le(&cd, at + 16);
+            let mut compressed = u64::from(u32le(&cd, at + 20));
+            let mut size = u64::from(u32le(&cd, at + 24));
+            let n = usize::from(u16le(&cd, at + 28));
+            let e = usize::from(u16le(&cd, at + 30));
+            let c = usize::from(u16le(&cd, at + 32));
+            let mut local = u64::from(u32le(&cd, at + 42));
+            let name_b = cd
+                .get(at + 46..at + 46 + n)
+                .ok_or_else(|| bad("truncated central directory"))?;
+            let name = String::from_utf8_lossy(name_b).into_owned();
+            let extra = cd
+                .get(at + 46 + n..at + 46 + n + e)
+                .ok_or_else(|| bad("truncated central directory"))?;
+            // zip64 extended information: the 0xFFFFFFFF fields, in this order.
+            let mut x = 0usize;
+            while x + 4 <= extra.len() {
+                let id = u16le(extra, x);
+                let l = usize::from(u16le(extra, x + 2));
+                if id == 0x0001 {
+                    let mut p = x + 4;
+                    if size == 0xFFFF_FFFF {
+                        size = u64le(extra, p);
+                        p += 8;
+                    }
+                    if compressed == 0xFFFF_FFFF {
+                        compressed = u64le(extra, p);
+                        p += 8;
+                    }
+                    if local == 0xFFFF_FFFF {
+                        local = u64le(extra, p);
+                    }
+                }
+                x += 4 + l;
+            }
+            at += 46 + n + e + c;
+            if name.ends_with('/') {
+                continue;
+            }
+            names.push(name.clone());
+            if flags & 1 != 0 {
+                bail!(
+                    "{}: {name} inside the zip archive is encrypted; unpack it with `unzip` first",
+                    path.display()
+                );
+            }
+            files.push(Entry {
+                name,
+                method,
+                crc,
+                compressed,
+                size,
+                data_start: local,
+            });
+        }
+        if files.len() != 1 {
+            bail!(
+                "{}: the zip archive holds {} files ({}); flash needs exactly one image inside \
+                 (unpack it and give the image)",
+                path.display(),
+                files.len(),
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
+        let mut entry = files.remove(0);
+        if entry.method != 0 && entry.method != 8 {
+            bail!(
+                "{}: {} inside the zip archive uses compression method {} (lifeboat reads \
+                 stored and deflate); unpack it with `unzip` first",
+                path.display(),
+                entry.name,
+                entry.method
+            );
+        }
+        let lh = read_at(&f, entry.data_start, 30, path)?;
+        if u32le(&lh, 0) != 0x0403_4b50 {
+            return Err(bad("local file header has a bad signature"));
+        }
+        entry.data_start += 30 + u64::from(u16le(&lh, 26)) + u64::from(u16le(&lh, 28));
+        if entry.data_start.saturating_add(entry.compressed) > len {
+            return Err(bad("file data runs past the end of the archive"));
+        }
+        Ok(entry)
+    }
+
+    /// Checks the CRC-32 and length of what passes through at the end.
+    struct Checked<R> {
+        inner: R,
+        crc: crc32fast::Hasher,
+        got: u64,
+        entry: Entry,
+    }
+
+    impl<R: Read> Read for Checked<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            if n == 0 && !buf.is_empty() {
+                let crc = self.crc.clone().finalize();
+                if self.got != self.entry.size || crc != self.entry.crc {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} inside the zip archive is damaged: {} bytes with CRC-32 {crc:08x}, \
+                             the archive says {} bytes with {:08x}",
+                            self.entry.name, self.got, self.entry.size, self.entry.crc
+                        ),
+                    ));
+                }
+                return Ok(0);
+            }
+            self.crc.update(&buf[..n]);
+            self.got += n as u64;
+            Ok(n)
+        }
+    }
+
+    /// The decoded entry, read through `r` (the archive from its first byte, hashed as
+    /// stored): the bytes before the data are read and dropped.
+    pub fn entry_reader<R: Read + Send + 'static>(
+        mut r: R,
+        entry: &Entry,
+        path: &Path,
+    ) -> Result<Box<dyn Read + Send>> {
+        io::copy(&mut (&mut r).take(entry.data_start), &mut io::sink())
+            .with_context(|| format!("{}: cannot read the zip archive", path.display()))?;
+        let data = r.take(entry.compressed);
+        Ok(match entry.method {
+            0 => Box::new(Checked {
+                inner: data,
+                crc: crc32fast::Hasher::new(),
+                got: 0,
+                entry: entry.clone(),
+            }),
+            _ => Box::new(Checked {
+                inner: flate2::read::DeflateDecoder::new(data),
+                crc: crc32fast::Hasher::new(),
+                got: 0,
+                entry: entry.clone(),
+            }),
+        })
     }
 }
