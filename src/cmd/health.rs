@@ -254,6 +254,54 @@ pub fn render(reports: &[DeviceReport]) -> String {
                 l.error_log_entries
             );
         }
+        if let Some(n) = &r.nvme {
+            if n.smart_log.is_none()
+                && let Some(t) = n.temperature_c
+            {
+                let _ = writeln!(
+                    s,
+                    "  NVMe: temperature {t} °C (kernel hwmon sensor; SMART log not read)"
+                );
+            }
+            if let Some(e) = &n.error_log {
+                match &e.latest {
+                    None => {
+                        let _ = writeln!(
+                            s,
+                            "  NVMe error log: no errors logged ({} entries read)",
+                            e.entries_read
+                        );
+                    }
+                    Some(l) => {
+                        let _ = writeln!(
+                            s,
+                            "  NVMe error log: {} of {} entries hold errors; the latest, #{}: {}",
+                            e.non_zero,
+                            e.entries_read,
+                            l.error_count,
+                            l.describe()
+                        );
+                    }
+                }
+            }
+            if let Some(t) = &n.self_test_log {
+                if t.results.is_empty() {
+                    let _ = writeln!(s, "  NVMe self-test log: no self-tests logged");
+                } else {
+                    let _ = writeln!(s, "  NVMe self-test log, newest first:");
+                    for x in &t.results {
+                        let _ = writeln!(
+                            s,
+                            "    {:<9} {:<45} hour {:>6}  LBA {}",
+                            x.code_text,
+                            x.result_text,
+                            x.power_on_hours,
+                            opt(&x.failing_lba)
+                        );
+                    }
+                }
+            }
+        }
         if let Some(a) = &r.ata {
             let status = match a.smart_status {
                 Some(crate::health::sat::SmartStatus::Good) => "passed",
@@ -290,6 +338,64 @@ pub fn render(reports: &[DeviceReport]) -> String {
                         },
                         at.raw_value
                     );
+                }
+            }
+            if let Some(l) = &a.self_test_log {
+                if l.entries.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "  self-test log ({}, revision {}): no self-tests logged",
+                        l.kind, l.revision
+                    );
+                } else {
+                    let _ = writeln!(
+                        s,
+                        "  self-test log ({}, revision {}), newest first:",
+                        l.kind, l.revision
+                    );
+                    let _ = writeln!(
+                        s,
+                        "     # TYPE                 STATUS                         LEFT  HOURS  FAILING LBA"
+                    );
+                    for (i, e) in l.entries.iter().enumerate() {
+                        let _ = writeln!(
+                            s,
+                            "    {:>2} {:<20} {:<30} {:>3}% {:>6}  {}",
+                            i + 1,
+                            e.test_type_text,
+                            e.result_text,
+                            e.remaining_percent,
+                            e.lifetime_hours,
+                            opt(&e.failing_lba)
+                        );
+                    }
+                }
+            }
+            if let Some(l) = &a.error_log {
+                if l.count == 0 && l.entries.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "  error log ({}, revision {}): no errors logged",
+                        l.kind, l.revision
+                    );
+                } else {
+                    let _ = writeln!(
+                        s,
+                        "  error log ({}, revision {}): {} error(s) over the drive's life, {} held, newest first:",
+                        l.kind,
+                        l.revision,
+                        l.count,
+                        l.entries.len()
+                    );
+                    for e in &l.entries {
+                        let _ = writeln!(
+                            s,
+                            "    error {}: {} (device {})",
+                            e.error_number,
+                            e.describe(),
+                            e.state_text
+                        );
+                    }
                 }
             }
         }

@@ -2,8 +2,9 @@
 //! or USB-SATA disks, with one verdict per device.
 //!
 //! - Pure decoders, `&[u8] -> Result<T>` per page kind: [`ata`] (IDENTIFY, SMART data and
-//!   thresholds, libatasmart blobs), [`sat`] (ATA PASS-THROUGH CDBs and sense data, NVMe
-//!   USB tunnels), [`nvme`] (Identify Controller, SMART/Health log), [`sd`] (CID, CSD, SCR,
+//!   thresholds, libatasmart blobs), [`atalog`] (SMART error and self-test logs), [`sat`] (ATA PASS-THROUGH CDBs and sense data, NVMe
+//!   USB tunnels), [`nvme`] (Identify Controller, SMART/Health log), [`nvmelog`] (error
+//!   and self-test logs), [`sd`] (CID, CSD, SCR,
 //!   SSR, CMD56 vendor health), [`mmc`] (eMMC EXT_CSD, life time, CID).
 //! - [`usb_bridges`]: the USB bridge table; [`kernel`]: kernel signals every disk has;
 //!   [`verdict`]: findings in plain words and the verdict.
@@ -15,9 +16,11 @@
 //! (u128 NVMe counters) as decimal strings.
 
 pub mod ata;
+pub mod atalog;
 pub mod kernel;
 pub mod mmc;
 pub mod nvme;
+pub mod nvmelog;
 pub mod probe;
 pub mod raw;
 pub mod sat;
@@ -149,6 +152,10 @@ pub struct AtaReport {
     pub power_on_hours: Option<u64>,
     pub temperature_c: Option<u8>,
     pub wear: Option<ata::WearIndicator>,
+    /// SMART error log (summary, log 0x01), when the drive keeps one.
+    pub error_log: Option<atalog::ErrorLog>,
+    /// SMART self-test log (log 0x06), when the drive supports self-tests.
+    pub self_test_log: Option<atalog::SelfTestLog>,
     /// libatasmart's overall class for the same data (as `skdump` prints it).
     pub libatasmart_overall: Option<ata::Overall>,
     pub quirks: ata::Quirks,
@@ -167,6 +174,15 @@ pub struct NvmeReport {
     pub bytes_read: Option<String>,
     /// `smart_status.passed` as smartctl computes it: no critical-warning bit set.
     pub passed: Option<bool>,
+    /// Error Information log (LID 0x01), summarised.
+    pub error_log: Option<nvmelog::ErrorLog>,
+    /// Device Self-test log (LID 0x06), when the controller supports self-tests.
+    pub self_test_log: Option<nvmelog::SelfTestLog>,
+    /// Composite temperature from the kernel's hwmon sensor (`temp1_input`, millidegrees
+    /// Celsius), read without privileges; `null` when there is none.
+    pub hwmon_temp_millicelsius: Option<i64>,
+    /// Where `temperature_c` came from: `smart_log` or `hwmon`.
+    pub temperature_source: Option<String>,
 }
 
 /// SD card registers and vendor health.
@@ -388,8 +404,12 @@ mod tests {
             let _ = ata::parse_smart_data(&b);
             let _ = ata::parse_thresholds(&b);
             let _ = ata::parse_blob(&b);
+            let _ = atalog::parse_self_test_log(&b);
+            let _ = atalog::parse_summary_error_log(&b);
             let _ = nvme::parse_smart_log(&b);
             let _ = nvme::parse_identify_controller(&b);
+            let _ = nvmelog::parse_error_log(&b);
+            let _ = nvmelog::parse_self_test_log(&b);
             let _ = mmc::parse_ext_csd(&b);
             let _ = mmc::parse_emmc_cid(&b, Some(8));
             let _ = sd::parse_cid(&b);

@@ -57,6 +57,8 @@ pub struct IdentifyController {
     pub controller_id: u16,
     /// Version as major.minor(.tertiary), e.g. "1.4".
     pub version: String,
+    /// Optional Admin Command Support (bit 4: Device Self-test).
+    pub oacs: u16,
     /// LPA bit 0: SMART log per namespace.
     pub log_page_attributes: u8,
     /// Error log entries supported (ELPE + 1).
@@ -97,6 +99,7 @@ pub fn parse_identify_controller(b: &[u8]) -> Result<IdentifyController> {
         ieee_oui: u32::from(b[73]) | (u32::from(b[74]) << 8) | (u32::from(b[75]) << 16),
         controller_id: u16le(b, 78),
         version,
+        oacs: u16le(b, 256),
         log_page_attributes: b[261],
         error_log_entries: u16::from(b[262]) + 1,
         warning_temp_k: u16le(b, 266),

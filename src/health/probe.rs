@@ -12,7 +12,7 @@
 use super::raw::{self, RawKind};
 use super::usb_bridges::{self, Bridge};
 use super::verdict::{self, Finding};
-use super::{DeviceReport, EmmcReport, Source, kernel, mmc, nvme, sat, sd};
+use super::{DeviceReport, EmmcReport, Source, kernel, mmc, nvme, nvmelog, sat, sd};
 use crate::device::{Disk, SysRoot, Transport};
 use crate::sys::mmc as mmcio;
 use crate::sys::nvme as nvmeio;
@@ -357,6 +357,30 @@ fn probe_sat(
         RawKind::AtaThresholds,
         r,
     );
+    // The logs the SMART data says the drive keeps: error logging (byte 370 bit 0) and
+    // self-tests (offline capability bit 4).
+    let caps = data
+        .as_deref()
+        .and_then(|d| super::ata::parse_smart_data(d).ok());
+    let error_log = caps.as_ref().filter(|c| c.error_logging).and_then(|_| {
+        read_page(
+            &sat::AtaCommand::smart_read_log(super::atalog::SUMMARY_ERROR_LOG),
+            "SMART READ LOG (error log)",
+            RawKind::AtaErrorLog,
+            r,
+        )
+    });
+    let self_tests = caps
+        .as_ref()
+        .filter(|c| c.offline_capability & (1 << 4) != 0)
+        .and_then(|_| {
+            read_page(
+                &sat::AtaCommand::smart_read_log(super::atalog::SELF_TEST_LOG),
+                "SMART READ LOG (self-test log)",
+                RawKind::AtaSelfTestLog,
+                r,
+            )
+        });
     let status = if no_status {
         r.reasons.push(Finding::info(
             "this USB bridge cannot return SMART RETURN STATUS",
@@ -390,12 +414,81 @@ fn probe_sat(
     };
     let via = if use12 { "sat12" } else { "sat16" };
     raw::apply_ata(r, Some(&id), data.as_deref(), thr.as_deref(), status, via);
+    if error_log.is_some() || self_tests.is_some() {
+        raw::apply_ata_logs(r, error_log.as_deref(), self_tests.as_deref());
+    }
 }
 
 // ------------------------------------------------------------------------------------------
 // NVMe
 
 fn probe_nvme(root: &SysRoot, disk: &Disk, o: &Options, r: &mut DeviceReport) {
+    probe_nvme_ioctls(root, disk, o, r);
+    // The kernel's hwmon sensor needs no privileges: always read, and the temperature
+    // when the SMART log could not be.
+    let hw = nvme_hwmon(root, &disk.name);
+    raw::apply_nvme_hwmon(r, hw);
+}
+
+/// The composite-temperature sensor of an NVMe namespace's controller, from sysfs:
+/// `temp1_input` (and `temp1_max`, `temp1_crit`) in millidegrees Celsius, found in the
+/// controller directory's `hwmon*/`. The controller is the disk's `device` (no
+/// multipath), a controller listed in its subsystem (`nvme-subsysN/nvmeM`), the `device`
+/// of a hidden path (`nvmeXcYnZ`), or `/sys/class/nvme/nvmeX`.
+fn nvme_hwmon(root: &SysRoot, name: &str) -> Option<raw::Hwmon> {
+    let mut dirs = Vec::new();
+    let dev = root.sys_block(name).join("device");
+    dirs.push(dev.clone());
+    let is_ctrl = |n: &str| {
+        n.strip_prefix("nvme")
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let sorted = |p: &Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(p)
+            .map(|it| {
+                it.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    for n in sorted(&dev) {
+        if is_ctrl(&n) {
+            dirs.push(dev.join(n));
+        }
+    }
+    for n in sorted(&root.sys_block("")) {
+        if n != name && kernel::name_belongs(&n, name, &[]) && n.contains('c') {
+            dirs.push(root.sys_block(&n).join("device"));
+        }
+    }
+    if let Some(rest) = name.strip_prefix("nvme")
+        && let Some(x) = rest.split('n').next()
+    {
+        dirs.push(root.join(&format!("sys/class/nvme/nvme{x}")));
+    }
+    for d in dirs {
+        for h in sorted(&d) {
+            if !h.starts_with("hwmon") {
+                continue;
+            }
+            let hd = d.join(&h);
+            let milli = |f: &str| -> Option<i64> { read_attr(&hd.join(f))?.parse().ok() };
+            if let Some(t) = milli("temp1_input") {
+                return Some(raw::Hwmon {
+                    millicelsius: t,
+                    max_millicelsius: milli("temp1_max"),
+                    crit_millicelsius: milli("temp1_crit"),
+                });
+            }
+        }
+    }
+    None
+}
+
+fn probe_nvme_ioctls(root: &SysRoot, disk: &Disk, o: &Options, r: &mut DeviceReport) {
     let Some(f) = open_disk(root, disk, o, r) else {
         return;
     };
@@ -453,6 +546,60 @@ fn probe_nvme(root: &SysRoot, disk: &Disk, o: &Options, r: &mut DeviceReport) {
         log_ok.then_some(log.as_slice()),
         "ioctl",
     );
+    // The error and self-test logs, only when the SMART log came (same privileges).
+    if !log_ok {
+        return;
+    }
+    let idp = id_ok
+        .then(|| nvme::parse_identify_controller(&id).ok())
+        .flatten();
+    let get_log = |lid: u8, len: usize, what: &str, kind: RawKind, r: &mut DeviceReport| {
+        let mut b = vec![0u8; len];
+        let c = nvmeio::AdminCmd {
+            opcode: nvme::GET_LOG_PAGE,
+            nsid: nvme::SMART_LOG_NSID,
+            cdw10: nvmelog::get_log_cdw10(lid, len),
+            ..Default::default()
+        };
+        match nvmeio::admin(&f, &c, &mut b) {
+            Ok(nvmeio::AdminOutcome::Done { .. }) => {
+                r.raw_pages.push((kind.name(), b.clone()));
+                Some(b)
+            }
+            Ok(nvmeio::AdminOutcome::Status(s)) => {
+                r.problems.push(format!(
+                    "{}: Get Log Page ({what}) refused by the drive (NVMe status 0x{s:04x})",
+                    r.device
+                ));
+                None
+            }
+            Err(e) => {
+                ioctl_problem(r, &format!("Get Log Page ({what})"), &e);
+                None
+            }
+        }
+    };
+    let entries = idp.as_ref().map_or(1, |i| i.error_log_entries);
+    let el = get_log(
+        nvmelog::ERROR_LOG_LID,
+        nvmelog::error_log_len(entries),
+        "error information",
+        RawKind::NvmeErrorLog,
+        r,
+    );
+    let st = idp
+        .as_ref()
+        .filter(|i| i.oacs & nvmelog::OACS_SELF_TEST != 0)
+        .and_then(|_| {
+            get_log(
+                nvmelog::SELF_TEST_LOG_LID,
+                nvmelog::SELF_TEST_LOG_LEN,
+                "device self-test",
+                RawKind::NvmeSelfTestLog,
+                r,
+            )
+        });
+    raw::apply_nvme_logs(r, el.as_deref(), st.as_deref());
 }
 
 /// One NVMe admin command through a USB bridge tunnel. Data-in only.

@@ -6,8 +6,8 @@
 
 use super::verdict::{self, Finding};
 use super::{
-    AtaReport, AttributeReport, DeviceReport, EmmcReport, NvmeReport, SdReport, Source, ata, mmc,
-    nvme, sat, sd,
+    AtaReport, AttributeReport, DeviceReport, EmmcReport, NvmeReport, SdReport, Source, ata,
+    atalog, mmc, nvme, nvmelog, sat, sd,
 };
 use anyhow::{Context, Result, bail};
 use std::path::Path;
@@ -18,10 +18,18 @@ pub enum RawKind {
     AtaIdentify,
     AtaSmart,
     AtaThresholds,
+    /// SMART summary error log (log address 0x01).
+    AtaErrorLog,
+    /// SMART self-test log (log address 0x06).
+    AtaSelfTestLog,
     /// libatasmart `skdump --save` blob (IDENTIFY, status, data, thresholds together).
     AtaBlob,
     NvmeIdentify,
     NvmeSmart,
+    /// NVMe Error Information log (LID 0x01), any number of 64-byte entries.
+    NvmeErrorLog,
+    /// NVMe Device Self-test log (LID 0x06).
+    NvmeSelfTestLog,
     ExtCsd,
     SdCid,
     SdCsd,
@@ -35,9 +43,13 @@ pub const KIND_NAMES: &[&str] = &[
     "ata-identify",
     "ata-smart",
     "ata-thresholds",
+    "ata-error-log",
+    "ata-selftest-log",
     "ata-blob",
     "nvme-identify",
     "nvme-smart",
+    "nvme-error-log",
+    "nvme-selftest-log",
     "ext-csd",
     "sd-cid",
     "sd-csd",
@@ -59,9 +71,13 @@ impl RawKind {
             "ata-identify" => RawKind::AtaIdentify,
             "ata-smart" => RawKind::AtaSmart,
             "ata-thresholds" => RawKind::AtaThresholds,
+            "ata-error-log" => RawKind::AtaErrorLog,
+            "ata-selftest-log" => RawKind::AtaSelfTestLog,
             "ata-blob" => RawKind::AtaBlob,
             "nvme-identify" => RawKind::NvmeIdentify,
             "nvme-smart" => RawKind::NvmeSmart,
+            "nvme-error-log" => RawKind::NvmeErrorLog,
+            "nvme-selftest-log" => RawKind::NvmeSelfTestLog,
             "ext-csd" => RawKind::ExtCsd,
             "sd-cid" => RawKind::SdCid,
             "sd-csd" => RawKind::SdCsd,
@@ -82,9 +98,13 @@ impl RawKind {
             RawKind::AtaIdentify => "ata-identify".into(),
             RawKind::AtaSmart => "ata-smart".into(),
             RawKind::AtaThresholds => "ata-thresholds".into(),
+            RawKind::AtaErrorLog => "ata-error-log".into(),
+            RawKind::AtaSelfTestLog => "ata-selftest-log".into(),
             RawKind::AtaBlob => "ata-blob".into(),
             RawKind::NvmeIdentify => "nvme-identify".into(),
             RawKind::NvmeSmart => "nvme-smart".into(),
+            RawKind::NvmeErrorLog => "nvme-error-log".into(),
+            RawKind::NvmeSelfTestLog => "nvme-selftest-log".into(),
             RawKind::ExtCsd => "ext-csd".into(),
             RawKind::SdCid => "sd-cid".into(),
             RawKind::SdCsd => "sd-csd".into(),
@@ -192,6 +212,56 @@ pub fn apply_ata(
     r.ata = Some(a);
 }
 
+/// Decode the SMART error log (0x01) and self-test log (0x06) into the ATA section, with
+/// their findings.
+pub fn apply_ata_logs(r: &mut DeviceReport, error_log: Option<&[u8]>, self_test: Option<&[u8]>) {
+    let dev = r.device.clone();
+    let mut problems = Vec::new();
+    let el = error_log.and_then(|b| match atalog::parse_summary_error_log(b) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            problems.push(format!("{dev}: {e:#}"));
+            None
+        }
+    });
+    let st = self_test.and_then(|b| match atalog::parse_self_test_log(b) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            problems.push(format!("{dev}: {e:#}"));
+            None
+        }
+    });
+    for (what, ok) in [
+        ("SMART error log", el.as_ref().and_then(|l| l.checksum_ok)),
+        (
+            "SMART self-test log",
+            st.as_ref().and_then(|l| l.checksum_ok),
+        ),
+    ] {
+        if ok == Some(false) {
+            problems.push(format!(
+                "{dev}: {what} checksum is wrong (entries shown as read)"
+            ));
+        }
+    }
+    if el.is_some() || st.is_some() {
+        r.has_health_data = true;
+    }
+    r.reasons
+        .extend(verdict::ata_log_findings(el.as_ref(), st.as_ref()));
+    r.problems.extend(problems);
+    let a = r.ata.get_or_insert_with(|| AtaReport {
+        via: "file".into(),
+        ..Default::default()
+    });
+    if el.is_some() {
+        a.error_log = el;
+    }
+    if st.is_some() {
+        a.self_test_log = st;
+    }
+}
+
 /// Decode NVMe pages into the report.
 pub fn apply_nvme(r: &mut DeviceReport, identify: Option<&[u8]>, log: Option<&[u8]>, via: &str) {
     let mut n = NvmeReport {
@@ -231,6 +301,95 @@ pub fn apply_nvme(r: &mut DeviceReport, identify: Option<&[u8]>, log: Option<&[u
         }
     }
     r.nvme = Some(n);
+}
+
+/// Decode the NVMe error information log and self-test log into the NVMe section, with
+/// their findings.
+pub fn apply_nvme_logs(r: &mut DeviceReport, error_log: Option<&[u8]>, self_test: Option<&[u8]>) {
+    let dev = r.device.clone();
+    let el = error_log.and_then(|b| match nvmelog::parse_error_log(b) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            r.problems.push(format!("{dev}: {e:#}"));
+            None
+        }
+    });
+    let st = self_test.and_then(|b| match nvmelog::parse_self_test_log(b) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            r.problems.push(format!("{dev}: {e:#}"));
+            None
+        }
+    });
+    if st.as_ref().is_some_and(|s| !s.results.is_empty()) {
+        r.has_health_data = true;
+    }
+    r.reasons
+        .extend(verdict::nvme_log_findings(el.as_ref(), st.as_ref()));
+    let n = r.nvme.get_or_insert_with(|| NvmeReport {
+        via: "file".into(),
+        ..Default::default()
+    });
+    if el.is_some() {
+        n.error_log = el;
+    }
+    if st.is_some() {
+        n.self_test_log = st;
+    }
+}
+
+/// An NVMe controller's hwmon composite-temperature sensor, millidegrees Celsius.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hwmon {
+    pub millicelsius: i64,
+    /// `temp1_max` (the drive's warning threshold) and `temp1_crit` (critical).
+    pub max_millicelsius: Option<i64>,
+    pub crit_millicelsius: Option<i64>,
+}
+
+/// Whole degrees Celsius, rounded half up (49850 → 50, as 323 K − 273).
+fn whole_c(m: i64) -> i64 {
+    (m + 500).div_euclid(1000)
+}
+
+/// Add the hwmon temperature to the NVMe section. When the SMART log gave none (no
+/// privileges, sysfs only), it becomes the reported temperature, with the same warning
+/// limits the SMART findings use.
+pub fn apply_nvme_hwmon(r: &mut DeviceReport, hw: Option<Hwmon>) {
+    let Some(hw) = hw else {
+        if let Some(n) = r.nvme.as_mut()
+            && n.temperature_c.is_some()
+        {
+            n.temperature_source = Some("smart_log".into());
+        }
+        return;
+    };
+    let n = r.nvme.get_or_insert_with(|| NvmeReport {
+        via: "hwmon".into(),
+        ..Default::default()
+    });
+    n.hwmon_temp_millicelsius = Some(hw.millicelsius);
+    if n.temperature_c.is_some() {
+        n.temperature_source = Some("smart_log".into());
+        return;
+    }
+    let t = whole_c(hw.millicelsius);
+    n.temperature_c = i32::try_from(t).ok();
+    n.temperature_source = Some("hwmon".into());
+    let limit = |m: Option<i64>| m.filter(|x| *x > 0 && hw.millicelsius >= *x).map(whole_c);
+    if let Some(c) = limit(hw.crit_millicelsius) {
+        r.reasons.push(Finding::warn(format!(
+            "temperature {t} °C at or above the critical limit {c} °C (kernel hwmon sensor)"
+        )));
+    } else if let Some(w) = limit(hw.max_millicelsius) {
+        r.reasons.push(Finding::warn(format!(
+            "temperature {t} °C at or above the warning limit {w} °C (kernel hwmon sensor)"
+        )));
+    } else {
+        r.reasons.push(Finding::info(format!(
+            "temperature {t} °C from the kernel's hwmon sensor (the SMART log was not read)"
+        )));
+    }
 }
 
 /// A u128 byte count in binary units.
@@ -369,10 +528,16 @@ pub fn from_raw(path: &Path, kind_name: &str, this_year: u16) -> Result<DeviceRe
     };
     let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let source = match kind {
-        RawKind::AtaIdentify | RawKind::AtaSmart | RawKind::AtaThresholds | RawKind::AtaBlob => {
-            Source::Sat
-        }
-        RawKind::NvmeIdentify | RawKind::NvmeSmart => Source::Nvme,
+        RawKind::AtaIdentify
+        | RawKind::AtaSmart
+        | RawKind::AtaThresholds
+        | RawKind::AtaErrorLog
+        | RawKind::AtaSelfTestLog
+        | RawKind::AtaBlob => Source::Sat,
+        RawKind::NvmeIdentify
+        | RawKind::NvmeSmart
+        | RawKind::NvmeErrorLog
+        | RawKind::NvmeSelfTestLog => Source::Nvme,
         RawKind::ExtCsd => Source::Emmc,
         _ => Source::Sd,
     };
@@ -413,6 +578,14 @@ pub fn from_raw(path: &Path, kind_name: &str, this_year: u16) -> Result<DeviceRe
                     .join(" ")
             )));
         }
+        RawKind::AtaErrorLog => {
+            strict("SMART error log", 512)?;
+            apply_ata_logs(&mut r, Some(&b), None)
+        }
+        RawKind::AtaSelfTestLog => {
+            strict("SMART self-test log", 512)?;
+            apply_ata_logs(&mut r, None, Some(&b))
+        }
         RawKind::AtaBlob => {
             let blob = ata::parse_blob(&b).with_context(|| path.display().to_string())?;
             let status = blob.status_good.map(|g| {
@@ -438,6 +611,20 @@ pub fn from_raw(path: &Path, kind_name: &str, this_year: u16) -> Result<DeviceRe
         RawKind::NvmeSmart => {
             strict("NVMe SMART log", nvme::SMART_LOG_LEN)?;
             apply_nvme(&mut r, None, Some(&b), "file")
+        }
+        RawKind::NvmeErrorLog => {
+            if b.is_empty() || b.len() % nvmelog::ERROR_ENTRY_LEN != 0 {
+                bail!(
+                    "{}: {} bytes, but an NVMe error log is whole 64-byte entries",
+                    path.display(),
+                    b.len()
+                );
+            }
+            apply_nvme_logs(&mut r, Some(&b), None)
+        }
+        RawKind::NvmeSelfTestLog => {
+            strict("NVMe device self-test log", nvmelog::SELF_TEST_LOG_LEN)?;
+            apply_nvme_logs(&mut r, None, Some(&b))
         }
         RawKind::ExtCsd => {
             let e = if b.len() == mmc::EXT_CSD_LEN {

@@ -74,6 +74,13 @@ impl AtaCommand {
         AtaCommand::smart(0xD1, Protocol::PioDataIn, false);
     /// SMART RETURN STATUS (feature 0xDA), no data; the answer is in LBA mid/high.
     pub const SMART_RETURN_STATUS: AtaCommand = AtaCommand::smart(0xDA, Protocol::NonData, true);
+    /// SMART READ LOG (feature 0xD5) of one 512-byte page at log address `addr` (0x01
+    /// summary error log, 0x06 self-test log).
+    pub const fn smart_read_log(addr: u8) -> AtaCommand {
+        let mut c = AtaCommand::smart(0xD5, Protocol::PioDataIn, false);
+        c.lba_low = addr;
+        c
+    }
 
     fn byte1_2(&self) -> (u8, u8) {
         let proto = self.protocol as u8;
@@ -422,6 +429,15 @@ mod tests {
         assert_eq!(
             AtaCommand::SMART_RETURN_STATUS.cdb12().to_vec(),
             hex("a1 06 20 da 00 00 4f c2 00 b0 00 00")
+        );
+        // SMART READ LOG: log address in LBA low (the QEMU test reads 0x01 and 0x06 so).
+        assert_eq!(
+            AtaCommand::smart_read_log(0x06).cdb16().to_vec(),
+            hex("85 08 0e 00 d5 00 01 00 06 00 4f 00 c2 00 b0 00")
+        );
+        assert_eq!(
+            AtaCommand::smart_read_log(0x01).cdb12().to_vec(),
+            hex("a1 08 0e d5 01 01 4f c2 00 b0 00 00")
         );
     }
 

@@ -8,9 +8,11 @@
 //! virtio disk). Kernel signals can raise an unknown device to warn or fail.
 
 use super::ata::{self, Attribute, Overall, Quirks};
+use super::atalog::{ErrorLog, SelfTestLog};
 use super::kernel::KernelSignals;
 use super::mmc::{LifeTime, PreEol};
 use super::nvme::{IdentifyController, SmartLog};
+use super::nvmelog;
 use super::sat::SmartStatus;
 use super::sd::VendorHealth;
 use serde::Serialize;
@@ -140,6 +142,116 @@ pub fn nvme_findings(log: &SmartLog, id: Option<&IdentifyController>) -> Vec<Fin
             "{} minutes spent above the critical temperature",
             log.critical_temp_time
         )));
+    }
+    v
+}
+
+/// ATA logs: the newest completed self-test failed → fail; an older failure a later test
+/// passed after → info; errors in the error log → warn with the count and the latest.
+pub fn ata_log_findings(err: Option<&ErrorLog>, st: Option<&SelfTestLog>) -> Vec<Finding> {
+    let mut v = Vec::new();
+    if let Some(st) = st {
+        if let Some(running) = st.entries.first().filter(|e| e.result == 15) {
+            v.push(Finding::info(format!(
+                "a self-test ({}) is running, {}% left",
+                running.test_type_text, running.remaining_percent
+            )));
+        }
+        match st.last_completed_failure() {
+            Some(f) => v.push(Finding::fail(format!(
+                "the last self-test ({}) failed: {}{} at power-on hour {}",
+                f.test_type_text.to_ascii_lowercase(),
+                f.result_text,
+                f.failing_lba
+                    .map(|l| format!(" at LBA {l}"))
+                    .unwrap_or_default(),
+                f.lifetime_hours
+            ))),
+            None => {
+                if let Some(p) = st.entries.iter().find(|e| e.passed == Some(true)) {
+                    v.push(Finding::info(format!(
+                        "the last self-test ({}) passed at power-on hour {}",
+                        p.test_type_text.to_ascii_lowercase(),
+                        p.lifetime_hours
+                    )));
+                }
+                let n = st.earlier_failures();
+                if n > 0 {
+                    v.push(Finding::info(format!(
+                        "{n} earlier self-test(s) failed; a later one passed"
+                    )));
+                }
+            }
+        }
+    }
+    if let Some(e) = err {
+        let n = e.count.max(e.entries.len() as u32);
+        if n > 0 {
+            let latest = e
+                .entries
+                .first()
+                .map(|x| format!("; the latest: {}", x.describe()))
+                .unwrap_or_default();
+            v.push(Finding::warn(format!(
+                "the drive logged {n} ATA error(s){latest}"
+            )));
+        }
+    }
+    v
+}
+
+/// NVMe logs: error-log entries → info (warn when any is a media error: SCT 2); the newest
+/// finished self-test failed → fail.
+pub fn nvme_log_findings(
+    err: Option<&nvmelog::ErrorLog>,
+    st: Option<&nvmelog::SelfTestLog>,
+) -> Vec<Finding> {
+    let mut v = Vec::new();
+    if let Some(e) = err
+        && let Some(latest) = &e.latest
+    {
+        let media = e.entries.iter().filter(|x| x.sct == 2).count();
+        let text = format!(
+            "{} entr{} in the NVMe error log{}; the latest (#{}): {}",
+            e.non_zero,
+            if e.non_zero == 1 { "y" } else { "ies" },
+            if media > 0 {
+                format!(", {media} of them media errors")
+            } else {
+                String::new()
+            },
+            latest.error_count,
+            latest.describe()
+        );
+        v.push(if media > 0 {
+            Finding::warn(text)
+        } else {
+            Finding::info(text)
+        });
+    }
+    if let Some(st) = st {
+        if st.current_operation != 0 {
+            v.push(Finding::info(format!(
+                "a device self-test is running ({}% done)",
+                st.current_completion
+            )));
+        }
+        match st.results.iter().find(|x| x.passed.is_some()) {
+            Some(t) if t.passed == Some(false) => v.push(Finding::fail(format!(
+                "the last self-test ({}) failed: {}{} at power-on hour {}",
+                t.code_text,
+                t.result_text,
+                t.failing_lba
+                    .map(|l| format!(" at LBA {l}"))
+                    .unwrap_or_default(),
+                t.power_on_hours
+            ))),
+            Some(t) => v.push(Finding::info(format!(
+                "the last self-test ({}) passed at power-on hour {}",
+                t.code_text, t.power_on_hours
+            ))),
+            None => {}
+        }
     }
     v
 }
@@ -364,6 +476,74 @@ mod tests {
         b[1..3].copy_from_slice(&323u16.to_le_bytes());
         f(&mut b);
         parse_smart_log(&b).unwrap()
+    }
+
+    #[test]
+    fn nvme_logs_weigh_in() {
+        use crate::health::nvmelog::{fixtures, parse_error_log};
+        let el = parse_error_log(&fixtures::error_log(4, &[(3, 0, 0x1003, 0, 0x02, 0)])).unwrap();
+        let f = nvme_log_findings(Some(&el), None);
+        assert_eq!(decide(&f, true), Verdict::Pass);
+        assert_eq!(
+            f[0].text,
+            "1 entry in the NVMe error log; the latest (#3): invalid field in command (SCT 0h, \
+             SC 02h) on queue 0, command 0x1003"
+        );
+        let el = parse_error_log(&fixtures::error_log(
+            4,
+            &[(3, 0, 0x1003, 0, 0x02, 0), (4, 1, 7, 2, 0x81, 1234)],
+        ))
+        .unwrap();
+        let f = nvme_log_findings(Some(&el), None);
+        assert_eq!(decide(&f, true), Verdict::Warn);
+        assert!(f[0].text.starts_with("2 entries in the NVMe error log, 1 of them media errors; the latest (#4): unrecovered read error"), "{}", f[0].text);
+        assert!(nvme_log_findings(Some(&parse_error_log(&[0u8; 64]).unwrap()), None).is_empty());
+    }
+
+    #[test]
+    fn ata_logs_weigh_in() {
+        use crate::health::atalog::{fixtures, parse_self_test_log, parse_summary_error_log};
+        let st =
+            |t: &[(u8, u8, u16, u32)]| parse_self_test_log(&fixtures::self_test_log(t)).unwrap();
+        // Last extended test failed reading LBA 5000: fail.
+        let f = ata_log_findings(None, Some(&st(&[(1, 0, 10, 0), (2, 0x72, 20, 5000)])));
+        assert_eq!(decide(&f, true), Verdict::Fail);
+        assert_eq!(
+            f[0].text,
+            "the last self-test (extended offline) failed: Completed: read failure at LBA 5000 \
+             at power-on hour 20"
+        );
+        // An aborted test after the failure does not hide it; a pass after it does.
+        let f = ata_log_findings(None, Some(&st(&[(2, 0x72, 20, 5000), (1, 0x10, 21, 0)])));
+        assert_eq!(decide(&f, true), Verdict::Fail);
+        let f = ata_log_findings(None, Some(&st(&[(2, 0x72, 20, 5000), (1, 0x00, 22, 0)])));
+        assert_eq!(decide(&f, true), Verdict::Pass);
+        assert!(
+            f.iter()
+                .any(|x| x.text == "1 earlier self-test(s) failed; a later one passed")
+        );
+        assert!(
+            f.iter()
+                .any(|x| x.text.contains("short offline) passed at power-on hour 22"))
+        );
+        // A test still running.
+        let f = ata_log_findings(None, Some(&st(&[(2, 0xF3, 30, 0)])));
+        assert_eq!(
+            f[0].text,
+            "a self-test (Extended offline) is running, 30% left"
+        );
+        // Errors logged: warn, with the count and the newest.
+        let el = parse_summary_error_log(&fixtures::summary_error_log(&[(0x40, 99, 7, 0xC8)], 12))
+            .unwrap();
+        let f = ata_log_findings(Some(&el), None);
+        assert_eq!(decide(&f, true), Verdict::Warn);
+        assert_eq!(
+            f[0].text,
+            "the drive logged 12 ATA error(s); the latest: UNC at LBA 99 during READ DMA (0xc8), \
+             power-on hour 7"
+        );
+        let el = parse_summary_error_log(&fixtures::summary_error_log(&[], 0)).unwrap();
+        assert!(ata_log_findings(Some(&el), None).is_empty());
     }
 
     #[test]
