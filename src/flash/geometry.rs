@@ -538,7 +538,7 @@ impl Layout {
         }
         if g.class == MbrClass::Hybrid && !mbr_changed {
             fit.notes
-                .push("hybrid MBR kept exactly as it is (the RPi firmware needs it)".into());
+                .push("hybrid MBR kept exactly as it is (board firmware finds the boot partition through it)".into());
         }
 
         let crc = gpt::entries_crc(&entries);

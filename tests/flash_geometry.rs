@@ -1,0 +1,247 @@
+//! `flash::geometry::fit_to_disk` on the HAOS fixture images of every table family (GPT,
+//! hybrid, hybrid with a `uboot` entry, DOS MBR with logicals): the image is copied into a
+//! bigger sparse file, the writes applied, and the result checked with `sfdisk --verify`,
+//! `sgdisk -v` (GPT) or `sfdisk -d` (MBR), and `lifeboat inspect --json` (same install, backup
+//! GPT at the end, data grown to the end with `grow`). Also: an equal size gives no writes, a
+//! smaller target is refused with the sizes.
+
+mod common;
+
+use lifeboat::flash::geometry::{Fit, FitOptions, fit_to_disk};
+use lifeboat::io::FileReader;
+use serde_json::Value;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const MIB: u64 = 1 << 20;
+
+struct Tmp(PathBuf);
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tmp(name: &str) -> Tmp {
+    Tmp(Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("flash-geometry-{}-{name}.img", std::process::id())))
+}
+
+/// Copy `src` sparsely to `dst` and size it to `size` bytes.
+fn copy_to(src: &Path, dst: &Path, size: u64) {
+    let st = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .expect("cp");
+    assert!(st.success());
+    OpenOptions::new()
+        .write(true)
+        .open(dst)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+}
+
+fn fit(path: &Path, image_size: u64, target: u64, grow: bool) -> anyhow::Result<Fit> {
+    let f = File::open(path).unwrap();
+    let len = f.metadata().unwrap().len();
+    let r = FileReader::new(f, len);
+    fit_to_disk(&r, image_size, target, 512, &FitOptions { grow })
+}
+
+fn apply(path: &Path, fit: &Fit) {
+    let f = OpenOptions::new().write(true).open(path).unwrap();
+    for (off, b) in &fit.writes {
+        f.write_all_at(b, *off).unwrap();
+    }
+    f.sync_all().unwrap();
+}
+
+fn out(c: &mut Command) -> String {
+    let o = c.output().expect("running a tool");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn check_tools(path: &Path, gpt: bool) {
+    let v = out(Command::new("sfdisk").arg("--verify").arg(path));
+    assert!(
+        v.contains("No errors detected") && !v.contains("error detected"),
+        "sfdisk --verify {}: {v}",
+        path.display()
+    );
+    if gpt && common::have("sgdisk") {
+        let v = out(Command::new("sgdisk").arg("-v").arg(path));
+        assert!(
+            v.contains("No problems found"),
+            "sgdisk -v {}: {v}",
+            path.display()
+        );
+    }
+}
+
+/// The parts of `inspect --json` that describe the install (not the table's geometry).
+fn install(v: &Value) -> Value {
+    let parts: Vec<Value> = v["partitions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "number": p["number"], "start": p["start_lba"], "role": p["role"],
+                        "partuuid": p["partuuid"], "fs": p["fs"]
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "verdict": v["verdict"], "family": v["family"], "board": v["board"],
+        "os_version": v["os_version"], "active_slot": v["active_slot"], "slots": v["slots"],
+        "machine_id": v["machine_id"], "boot": v["boot"], "bootstate": v["bootstate"],
+        "data": v["data"], "kind": v["table"]["kind"], "parts": parts,
+    })
+}
+
+fn data_part(v: &Value) -> Value {
+    let n = &v["data"]["partition"];
+    v["partitions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| &p["number"] == n).cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn family(dir: &Path, fam: &str, grow: bool) {
+    let img = dir.join(format!("{fam}.img"));
+    let size = std::fs::metadata(&img).unwrap().len();
+    let (_, before) = common::inspect_json(&img);
+    let gpt = before["table"]["gpt"].is_object();
+    // An odd target: 64 MiB and three sectors more.
+    let target = size + 64 * MIB + 3 * 512;
+    let t = tmp(&format!("{fam}-{grow}"));
+    copy_to(&img, &t.0, target);
+    let f = fit(&t.0, size, target, grow).unwrap_or_else(|e| panic!("{fam}: {e:#}"));
+    eprintln!("{fam} grow={grow}: {:?}", f.notes);
+    if gpt {
+        assert!(!f.writes.is_empty(), "{fam}: GPT needs writes");
+    }
+    apply(&t.0, &f);
+    check_tools(&t.0, gpt);
+    let (code, after) = common::inspect_json(&t.0);
+    assert_eq!(code, 0, "{fam}: {after}");
+    assert_eq!(install(&after), install(&before), "{fam} grow={grow}");
+    let problems = after["problems"].as_array().cloned().unwrap_or_default();
+    assert!(problems.is_empty(), "{fam}: {problems:?}");
+    let sectors = target / 512;
+    if gpt {
+        assert_eq!(after["table"]["gpt"]["backup_lba"], sectors - 1, "{fam}");
+        assert_eq!(
+            after["table"]["gpt"]["last_usable_lba"],
+            sectors - 34,
+            "{fam}"
+        );
+        let mbr_before = std::fs::read(&img).unwrap()[..512].to_vec();
+        let mbr_after = std::fs::read(&t.0).unwrap()[..512].to_vec();
+        if before["table"]["kind"] == "gpt_hybrid" {
+            assert_eq!(mbr_after, mbr_before, "{fam}: hybrid MBR changed");
+        } else {
+            let ee = after["table"]["mbr_entries"][0]["size_lba"].clone();
+            assert_eq!(ee, sectors - 1, "{fam}: protective entry");
+        }
+    }
+    let (db, da) = (data_part(&before), data_part(&after));
+    let start = da["start_lba"].as_u64().unwrap();
+    let end = start + da["size_lba"].as_u64().unwrap();
+    if grow {
+        let limit = if gpt { sectors - 33 } else { sectors };
+        assert_eq!(end, limit - limit % 2048, "{fam}: data end {da}");
+        if !gpt {
+            // sfdisk's own view of the grown MBR partition.
+            let d = out(Command::new("sfdisk").arg("-d").arg(&t.0));
+            let n = da["number"].as_u64().unwrap();
+            let line = d
+                .lines()
+                .find(|l| l.contains(&format!(".img{n} :")))
+                .unwrap_or_else(|| panic!("{fam}: no p{n} in {d}"));
+            assert!(
+                line.contains(&format!("size={:>12}", end - start)),
+                "{fam}: {line}"
+            );
+        }
+    } else {
+        assert_eq!(da, db, "{fam}: data partition changed without grow");
+    }
+}
+
+fn families() -> Vec<&'static str> {
+    vec!["rpi4", "rpi5", "x86", "green", "odroid-m1", "odroid-n2"]
+}
+
+#[test]
+fn bigger_target_every_family() {
+    let Some(dir) = common::fixtures_or_skip("bigger_target_every_family") else {
+        return;
+    };
+    if !common::missing(&["sfdisk", "cp"]).is_empty() {
+        eprintln!("skipped: sfdisk missing");
+        return;
+    }
+    for fam in families() {
+        family(&dir, fam, false);
+    }
+}
+
+#[test]
+fn grow_every_family() {
+    let Some(dir) = common::fixtures_or_skip("grow_every_family") else {
+        return;
+    };
+    if !common::missing(&["sfdisk", "cp"]).is_empty() {
+        eprintln!("skipped: sfdisk missing");
+        return;
+    }
+    for fam in families() {
+        family(&dir, fam, true);
+    }
+}
+
+#[test]
+fn same_size_and_smaller() {
+    let Some(dir) = common::fixtures_or_skip("same_size_and_smaller") else {
+        return;
+    };
+    for fam in ["rpi4", "odroid-n2", "x86"] {
+        let img = dir.join(format!("{fam}.img"));
+        let size = std::fs::metadata(&img).unwrap().len();
+        let f = fit(&img, size, size, false).unwrap();
+        assert!(f.writes.is_empty(), "{fam}: {:?}", f.notes);
+        let e = fit(&img, size, size - 8 * MIB, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("({} bytes)", size - 8 * MIB))
+                && e.contains(&format!("({size} bytes)"))
+                && e.contains("lifeboat shrink"),
+            "{fam}: {e}"
+        );
+    }
+    // rpi4's data ends 2015 sectors before its backup GPT: 512 KiB less still fits.
+    let img = dir.join("rpi4.img");
+    let size = std::fs::metadata(&img).unwrap().len();
+    let target = size - 512 * 1024;
+    let t = tmp("rpi4-smaller");
+    copy_to(&img, &t.0, target);
+    let f = fit(&t.0, size, target, false).unwrap();
+    apply(&t.0, &f);
+    check_tools(&t.0, true);
+    let (code, after) = common::inspect_json(&t.0);
+    assert_eq!(code, 0);
+    assert_eq!(after["table"]["gpt"]["backup_lba"], target / 512 - 1);
+}
