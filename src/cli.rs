@@ -33,6 +33,8 @@ pub enum Command {
     Image(crate::cmd::image::ImageArgs),
     /// Check an image against its manifest, bmap or SHA-256, or a disk against an image
     Verify(crate::cmd::verify::VerifyArgs),
+    /// Write an image to a disk: only mapped blocks, every byte read back and compared
+    Flash(crate::cmd::flash::FlashArgs),
     /// udev rules: keep desktops from mounting HAOS media, stable /dev names
     Udev(crate::cmd::udev::UdevArgs),
 }

@@ -1,0 +1,1316 @@
+//! The flash engine: streams an image onto an opened target disk and proves it arrived.
+//!
+//! Order, so that a half-written disk never looks like a bootable one:
+//! 1. the first MiB and the last MiB of the target are zeroed (no stale GPT, primary or backup,
+//!    survives) and synced;
+//! 2. the image is streamed by a reader thread (decompressing, skipping unmapped ranges,
+//!    checking each bmap range's SHA-256) to the writer (this thread: large aligned `pwrite`s,
+//!    `O_DIRECT` when the device takes it, SHA-256 of every piece written), everything except
+//!    the first MiB, which is kept in memory;
+//! 3. sync, `BLKFLSBUF`, then the geometry fit (backup GPT to the disk's end, `--grow`) through
+//!    [`fit`], reading an overlay of the in-memory first MiB over the target;
+//! 4. every written piece is read back with `O_DIRECT` and its SHA-256 compared; a mismatching
+//!    piece is located to the sector, rewritten from the image and re-read up to `retries`
+//!    times;
+//! 5. the first MiB is written last, synced and read back; `BLKRRPART` (and `BLKPG` on kernels
+//!    without a parser for the table) makes the kernel show the new partitions.
+//!
+//! On any failure (write error, corrupt image, read-back failure, interruption) [`flash`] wipes
+//! what could look like a partition table (first MiB, last MiB, the MiB before the image's end)
+//! and says so in its error: the disk is then blank, never half-valid.
+
+use crate::imaging::pipeline::RangeHasher;
+use crate::imaging::ranges::Extent;
+use crate::imaging::reader::AlignedBuf;
+use crate::imaging::rescue::Progress;
+use crate::io::ReadAt;
+use crate::table::PartitionTable;
+use crate::verify::bmap::hex;
+use crate::verify::input::ImageInput;
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+/// Bytes per write (and per read-back read).
+pub const CHUNK: usize = 4 << 20;
+/// The first MiB: written last.
+pub const HEAD: u64 = 1 << 20;
+/// Buffers in flight between the reader and the writer.
+const QUEUE: usize = 4;
+
+/// The disk being flashed: a write descriptor opened `O_EXCL` (and `O_DIRECT` when the device
+/// takes it), an `O_DIRECT` read descriptor for the read-back and a buffered one for the
+/// geometry overlay.
+pub struct Target {
+    pub path: PathBuf,
+    /// Kernel name (`sdb`, `loop3`) for sysfs, None for a regular file (engine tests).
+    pub sys_name: Option<String>,
+    writer: File,
+    reader: File,
+    plain: File,
+    pub size: u64,
+    /// Logical sector size: the unit of alignment.
+    pub sector: u32,
+    direct: bool,
+    is_block: bool,
+}
+
+fn o_direct() -> i32 {
+    nix::fcntl::OFlag::O_DIRECT.bits()
+}
+fn o_excl() -> i32 {
+    nix::fcntl::OFlag::O_EXCL.bits()
+}
+
+impl Target {
+    /// Open `path` for writing, exclusively (`O_EXCL`: the kernel refuses when any partition
+    /// is mounted or held). A block device's size and sector size come from ioctls.
+    pub fn open(path: &Path, sys_name: Option<String>) -> Result<Self> {
+        let name = path.display();
+        let open_w = |extra: i32| {
+            OpenOptions::new()
+                .write(true)
+                .custom_flags(o_excl() | extra)
+                .open(path)
+        };
+        let (writer, direct) = match open_w(o_direct()) {
+            Ok(f) => (f, true),
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => (
+                open_w(0).with_context(|| format!("{name}: cannot open for writing"))?,
+                false,
+            ),
+            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "{name}: cannot open exclusively: the disk or one of its partitions is in \
+                         use (mounted, swap, held by dm/md/LVM, or opened by another program)"
+                    )
+                });
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("{name}: cannot open for writing"));
+            }
+        };
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(o_direct())
+            .open(path)
+            .or_else(|_| File::open(path))
+            .with_context(|| format!("{name}: cannot open for reading back"))?;
+        let plain = File::open(path).with_context(|| format!("{name}: cannot open for reading"))?;
+        let meta = writer
+            .metadata()
+            .with_context(|| format!("{name}: cannot stat"))?;
+        let is_block = meta.file_type().is_block_device();
+        let (size, sector) = if is_block {
+            (
+                crate::sys::size_bytes(&writer)
+                    .with_context(|| format!("{name}: cannot read the size"))?,
+                crate::sys::logical_sector_size(&writer)
+                    .with_context(|| format!("{name}: cannot read the sector size"))?,
+            )
+        } else {
+            (meta.len(), 512)
+        };
+        Ok(Target {
+            path: path.to_path_buf(),
+            sys_name,
+            writer,
+            reader,
+            plain,
+            size,
+            sector,
+            direct,
+            is_block,
+        })
+    }
+
+    /// The device number of the node actually opened (to compare with discovery's).
+    pub fn device_number(&self) -> io::Result<crate::sys::DevNum> {
+        crate::sys::file_device_number(&self.writer)
+    }
+
+    fn s(&self) -> u64 {
+        u64::from(self.sector.max(512))
+    }
+
+    /// Write `data` at `off`. Unaligned edges (an image whose size is not a multiple of the
+    /// sector size) are padded with what the disk holds there (read-modify-write of the edge
+    /// sectors) so the write stays sector-aligned.
+    fn write_at(&self, data: &[u8], off: u64) -> Result<()> {
+        let s = self.s();
+        let aligned = off % s == 0
+            && (data.len() as u64) % s == 0
+            && (data.as_ptr() as usize) % crate::imaging::reader::ALIGN == 0;
+        if !self.direct || aligned {
+            return self.pwrite_all(data, off);
+        }
+        let a = off - off % s;
+        let end = off + data.len() as u64;
+        let e = end.div_ceil(s) * s;
+        let n = (e - a) as usize;
+        let su = s as usize;
+        let mut scratch = AlignedBuf::new(n);
+        if a < off {
+            let first = self.read_direct(a, su)?;
+            scratch.get_mut(n)[..su].copy_from_slice(&first);
+        }
+        // The last sector, unless it is the first one and was just read.
+        if e > end && !(a < off && e - s == a) {
+            let last = self.read_direct(e - s, su)?;
+            scratch.get_mut(n)[n - su..].copy_from_slice(&last);
+        }
+        let at = (off - a) as usize;
+        scratch.get_mut(n)[at..at + data.len()].copy_from_slice(data);
+        self.pwrite_all(scratch.get(n), a)
+    }
+
+    fn pwrite_all(&self, mut data: &[u8], mut off: u64) -> Result<()> {
+        while !data.is_empty() {
+            match self.writer.write_at(data, off) {
+                Ok(0) => bail!(
+                    "{}: the device took no more bytes at byte {off} (is it smaller than it says?)",
+                    self.path.display()
+                ),
+                Ok(n) => {
+                    data = &data[n..];
+                    off += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let hint = match e.raw_os_error() {
+                        Some(nix::libc::EPERM) | Some(nix::libc::EROFS) => {
+                            " (the device is read-only: write-protect switch?)"
+                        }
+                        Some(nix::libc::ENOSPC) => " (past the end of the device)",
+                        _ => "",
+                    };
+                    return Err(e).with_context(|| {
+                        format!("{}: write error at byte {off}{hint}", self.path.display())
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Read `len` bytes at `off` from the medium (`O_DIRECT`), returned in a fresh buffer
+    /// view. Used for edges and small reads.
+    fn read_direct(&self, off: u64, len: usize) -> Result<Vec<u8>> {
+        let mut buf = AlignedBuf::new(len + 2 * self.s() as usize);
+        Ok(self.read_into(&mut buf, off, len)?.to_vec())
+    }
+
+    /// Read `len` bytes at `off` into `buf` through a sector-aligned window.
+    fn read_into<'b>(&self, buf: &'b mut AlignedBuf, off: u64, len: usize) -> Result<&'b [u8]> {
+        let s = self.s();
+        let a = off - off % s;
+        let e = ((off + len as u64).div_ceil(s) * s).min(self.size.max(off + len as u64));
+        let n = (e - a) as usize;
+        if buf.capacity() < n {
+            *buf = AlignedBuf::new(n);
+        }
+        let b = buf.get_mut(n);
+        let mut got = 0;
+        while got < n {
+            match self.reader.read_at(&mut b[got..], a + got as u64) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "{}: read error at byte {} while reading back",
+                            self.path.display(),
+                            a + got as u64
+                        )
+                    });
+                }
+            }
+        }
+        let st = (off - a) as usize;
+        if got < st + len {
+            bail!(
+                "{}: the device ended at byte {} while reading back byte {}",
+                self.path.display(),
+                a + got as u64,
+                off + len as u64
+            );
+        }
+        Ok(&buf.get(n)[st..st + len])
+    }
+
+    /// Data on the medium, then the kernel's cache of the device dropped.
+    fn sync(&self) -> Result<()> {
+        self.writer
+            .sync_all()
+            .with_context(|| format!("{}: flushing the writes failed", self.path.display()))?;
+        if self.is_block {
+            crate::sys::flush_buffers(&self.writer).with_context(|| {
+                format!("{}: cannot drop the cached blocks", self.path.display())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Zero `[off, off+len)` (clamped to the device).
+    fn zero(&self, off: u64, len: u64) -> Result<()> {
+        let s = self.s();
+        let a = (off - off % s).min(self.size);
+        let e = (off.saturating_add(len))
+            .div_ceil(s)
+            .saturating_mul(s)
+            .min(self.size);
+        if e <= a {
+            return Ok(());
+        }
+        let buf = AlignedBuf::new(HEAD as usize);
+        let mut p = a;
+        while p < e {
+            let n = (e - p).min(HEAD) as usize;
+            self.pwrite_all(buf.get(n), p)?;
+            p += n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// One piece written: where, and the SHA-256 of the bytes.
+#[derive(Debug, Clone, Copy)]
+struct Unit {
+    off: u64,
+    len: u64,
+    sha: [u8; 32],
+}
+
+/// A range that read back different from what was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadbackMismatch {
+    /// Byte offset on the disk and length of the differing bytes (to the sector).
+    pub offset: u64,
+    pub length: u64,
+    pub partition: Option<u32>,
+    /// GPT name (`hassos-data`…) when the partition has one.
+    pub partition_name: Option<String>,
+    /// Rewrites tried for it.
+    pub rewrites: u32,
+    /// True when a rewrite made it read back right.
+    pub fixed: bool,
+}
+
+/// A partition as the kernel shows it after the flash.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelPartition {
+    pub name: String,
+    pub number: u32,
+    /// Start and size in bytes.
+    pub start: u64,
+    pub size: u64,
+}
+
+/// Seconds spent per phase.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub prepare_s: f64,
+    pub write_s: f64,
+    pub fit_s: f64,
+    pub readback_s: f64,
+    pub finish_s: f64,
+    pub total_s: f64,
+}
+
+/// What a finished flash did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FlashReport {
+    pub image_size: u64,
+    /// SHA-256 of the whole (decompressed) image, when it was read whole (no bmap).
+    pub image_sha256: Option<String>,
+    /// bmap ranges whose SHA-256 was checked while streaming.
+    pub bmap_ranges_checked: usize,
+    /// Bytes written (image data, fit writes and the first MiB; not the initial zeroing).
+    pub bytes_written: u64,
+    /// Pieces written and read back.
+    pub pieces: usize,
+    /// Bytes read back and compared.
+    pub bytes_verified: u64,
+    pub mismatches: Vec<ReadbackMismatch>,
+    /// Geometry fit: what was changed (backup GPT moved, partition grown…).
+    pub fit_notes: Vec<String>,
+    pub fit_writes: usize,
+    /// Partitions the kernel shows after the flash.
+    pub partitions: Vec<KernelPartition>,
+    /// How the kernel learnt them (`BLKRRPART`, or `BLKPG` when it has no parser for the table).
+    pub partitions_from: String,
+    pub direct_io: bool,
+    pub timings: Timings,
+}
+
+/// What to flash and how.
+pub struct Job<'a> {
+    /// The image, positioned just after `head`.
+    pub input: ImageInput,
+    /// The image's first bytes: min(1 MiB, image size).
+    pub head: Vec<u8>,
+    /// Mapped byte ranges with their SHA-256 (hex) from the bmap; None: write everything.
+    pub map: Option<Vec<(Extent, Option<String>)>>,
+    /// Size of the image when known before reading it (bmap, raw file).
+    pub image_size: Option<u64>,
+    pub grow: bool,
+    pub retries: u32,
+    pub stop: &'a AtomicBool,
+    pub progress: &'a Progress,
+    pub warn: &'a mut dyn FnMut(&str),
+}
+
+/// Flash the image onto `target`. On failure the target's partition tables are wiped and
+/// the error says so.
+pub fn flash(job: Job<'_>, target: &Target) -> Result<FlashReport> {
+    let image_path = job.input.path.clone();
+    let known_end = job.image_size;
+    let mut reached = 0u64;
+    match run(job, target, &image_path, &mut reached) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let end = known_end.unwrap_or(reached).max(reached);
+            match wipe(target, end) {
+                Ok(()) => Err(e.context(format!(
+                    "{}: flash failed; the disk is now blank: its partition tables were wiped \
+                     (first and last MiB zeroed), so nothing will try to boot a half-written \
+                     card. Fix the cause and flash again",
+                    target.path.display()
+                ))),
+                Err(w) => Err(e.context(format!(
+                    "{}: flash failed, and wiping its partition tables failed too ({w:#}): do \
+                     not boot from it; flash again or wipe it (`wipefs -a`)",
+                    target.path.display()
+                ))),
+            }
+        }
+    }
+}
+
+/// Zero the first MiB, the last MiB and the MiB before the image's end (its backup GPT when
+/// the disk is larger), then let the kernel forget the partitions.
+fn wipe(t: &Target, image_end: u64) -> Result<()> {
+    t.zero(0, HEAD)?;
+    t.zero(t.size.saturating_sub(HEAD), HEAD)?;
+    if image_end > HEAD && image_end < t.size {
+        let e = image_end.div_ceil(4096) * 4096;
+        t.zero(e.saturating_sub(HEAD), HEAD)?;
+    }
+    t.sync()?;
+    if t.is_block {
+        let _ =
+            crate::sys::reread_partition_table_retrying(&t.writer, 5, Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// A chunk travelling from the reader thread to the writer.
+struct Chunk {
+    off: u64,
+    len: usize,
+    buf: AlignedBuf,
+}
+
+/// What the reader thread found at the end.
+struct ReaderEnd {
+    /// One past the last image byte seen.
+    end: u64,
+    image_sha256: Option<String>,
+    bmap_checked: usize,
+}
+
+fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result<FlashReport> {
+    let t0 = Instant::now();
+    let mut timings = Timings::default();
+    let Job {
+        mut input,
+        head,
+        map,
+        image_size,
+        grow,
+        retries,
+        stop,
+        progress,
+        warn,
+    } = job;
+    let interrupted = || anyhow!("interrupted (Ctrl-C or a termination signal)");
+
+    // 1. No stale table anywhere: zero the first and the last MiB.
+    progress.phase("prepare", 2 * HEAD);
+    t.zero(0, HEAD)?;
+    t.zero(t.size.saturating_sub(HEAD), HEAD)?;
+    t.sync()?;
+    timings.prepare_s = secs(t0);
+
+    // 2. Stream everything but the first MiB.
+    let t1 = Instant::now();
+    let total = match &map {
+        Some(m) => m
+            .iter()
+            .map(|(e, _)| e.end().min(t.size).saturating_sub(e.start.max(HEAD)))
+            .sum(),
+        None => image_size.unwrap_or(0).saturating_sub(HEAD),
+    };
+    progress.phase("write", total);
+    let (tx, rx) = sync_channel::<Chunk>(QUEUE);
+    let (back_tx, back_rx) = sync_channel::<AlignedBuf>(QUEUE + 2);
+    for _ in 0..QUEUE + 1 {
+        let _ = back_tx.send(AlignedBuf::new(CHUNK));
+    }
+    let want_whole = map.is_none();
+    input.set_hash_stored(false);
+    let head_for_reader = head.clone();
+    let map_for_reader = map.clone();
+    let target_size = t.size;
+    let stop_r: &AtomicBool = stop;
+    let (reader_res, units, bytes_written, write_err) = std::thread::scope(|sc| {
+        let rh = sc.spawn(move || {
+            read_stream(
+                input,
+                &head_for_reader,
+                map_for_reader.as_deref(),
+                want_whole,
+                target_size,
+                stop_r,
+                tx,
+                back_rx,
+            )
+        });
+        let mut units: Vec<Unit> = Vec::new();
+        let mut written = 0u64;
+        let mut err: Option<anyhow::Error> = None;
+        for c in rx.iter() {
+            if err.is_none() {
+                if stop.load(Ordering::Relaxed) {
+                    err = Some(interrupted());
+                } else {
+                    let data = &c.buf.get(c.len)[..c.len];
+                    match t.write_at(data, c.off) {
+                        Ok(()) => {
+                            units.push(Unit {
+                                off: c.off,
+                                len: c.len as u64,
+                                sha: Sha256::digest(data).into(),
+                            });
+                            written += c.len as u64;
+                            progress.done.fetch_add(c.len as u64, Ordering::Relaxed);
+                        }
+                        Err(e) => err = Some(e),
+                    }
+                }
+            }
+            // Recycle the buffer; after an error keep draining so the reader can finish.
+            let _ = back_tx.send(c.buf);
+            if err.is_some() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        let r = rh
+            .join()
+            .unwrap_or_else(|_| Err(anyhow!("the image reader thread panicked")));
+        (r, units, written, err)
+    });
+    if let Some(e) = write_err {
+        return Err(e);
+    }
+    let rend = reader_res?;
+    *reached = rend.end;
+    if stop.load(Ordering::Relaxed) {
+        return Err(interrupted());
+    }
+    // With a map the reader stops after the last mapped range; without one it reads to the end.
+    let short = match (map.is_some(), image_size) {
+        (true, Some(sz)) => rend.end > sz,
+        (false, Some(sz)) => rend.end != sz,
+        _ => false,
+    };
+    if short {
+        bail!(
+            "{}: the image ended at byte {} but should be {} bytes long",
+            image_path.display(),
+            rend.end,
+            image_size.unwrap_or(0)
+        );
+    }
+    let image_size = image_size.unwrap_or(rend.end);
+    t.sync()?;
+    timings.write_s = secs(t1);
+
+    // 3. Geometry: backup GPT to the disk's end, headers fixed, --grow.
+    let t2 = Instant::now();
+    progress.phase("fit", 0);
+    let mut first = AlignedBuf::new(HEAD as usize);
+    first.get_mut(head.len())[..head.len()].copy_from_slice(&head);
+    let (fit_writes, fit_notes) = {
+        let overlay = Overlay {
+            head: first.get(HEAD as usize),
+            dev: &t.plain,
+            size: t.size,
+        };
+        let has_table = crate::table::read_table(&head, 512).is_ok();
+        fit(&overlay, has_table, image_size, t.size, t.sector, grow)?
+    };
+    let mut units = units;
+    let mut bytes_written = bytes_written;
+    let n_fit = fit_writes.len();
+    // The part of each write in the first MiB goes into the in-memory head.
+    let mut outside: Vec<(u64, Vec<u8>)> = Vec::new();
+    for (off, data) in fit_writes {
+        let end = off.saturating_add(data.len() as u64);
+        if end > t.size {
+            bail!("geometry fit wrote past the end of the disk (byte {end}): a bug");
+        }
+        let mut o = off;
+        let mut d: &[u8] = &data;
+        if o < HEAD {
+            let k = ((HEAD - o) as usize).min(d.len());
+            first.get_mut(HEAD as usize)[o as usize..o as usize + k].copy_from_slice(&d[..k]);
+            o += k as u64;
+            d = &d[k..];
+        }
+        if !d.is_empty() {
+            outside.push((o, d.to_vec()));
+        }
+    }
+    bytes_written += apply_fit(t, image_path, &mut units, &outside)?;
+    t.sync()?;
+    timings.fit_s = secs(t2);
+
+    // 4. Read every piece back.
+    let t3 = Instant::now();
+    let table = crate::table::read_table(&first.get(HEAD as usize).to_vec(), 512).ok();
+    units.sort_by_key(|u| u.off);
+    let verified: u64 = units.iter().map(|u| u.len).sum();
+    progress.phase("verify", verified);
+    let mut rb = AlignedBuf::new(CHUNK + 8192);
+    let mut bad: Vec<Unit> = Vec::new();
+    for u in &units {
+        if stop.load(Ordering::Relaxed) {
+            return Err(interrupted());
+        }
+        let got = t.read_into(&mut rb, u.off, u.len as usize)?;
+        let h: [u8; 32] = Sha256::digest(got).into();
+        if h != u.sha {
+            bad.push(*u);
+        }
+        progress.done.fetch_add(u.len, Ordering::Relaxed);
+    }
+    let mut mismatches: Vec<ReadbackMismatch> = Vec::new();
+    if !bad.is_empty() {
+        let fixed = repair(
+            t,
+            image_path,
+            &bad,
+            retries,
+            table.as_ref(),
+            &mut mismatches,
+            warn,
+        )?;
+        if !fixed {
+            let list: Vec<String> = mismatches
+                .iter()
+                .filter(|m| !m.fixed)
+                .map(describe)
+                .collect();
+            bail!(
+                "{}: read-back differs from what was written after {retries} rewrites: {}. \
+                 The card or its reader does not keep what it is given (worn or fake card, bad \
+                 adapter?); try another card",
+                t.path.display(),
+                list.join("; ")
+            );
+        }
+    }
+    timings.readback_s = secs(t3);
+
+    // 5. The first MiB, last.
+    let t4 = Instant::now();
+    progress.phase("finish", HEAD);
+    let head_len = HEAD.min(t.size) as usize;
+    let head_bytes = first.get(head_len);
+    let head_sha: [u8; 32] = Sha256::digest(head_bytes).into();
+    let mut ok = false;
+    for attempt in 0..=retries {
+        t.write_at(head_bytes, 0)?;
+        t.sync()?;
+        let got = t.read_into(&mut rb, 0, head_len)?;
+        if Sha256::digest(got).as_slice() == head_sha {
+            ok = true;
+            break;
+        }
+        warn(&format!(
+            "{}: the first MiB read back different (attempt {}), rewriting",
+            t.path.display(),
+            attempt + 1
+        ));
+    }
+    if !ok {
+        bail!(
+            "{}: the first MiB (partition tables) does not read back as written after {retries} \
+             rewrites",
+            t.path.display()
+        );
+    }
+    bytes_written += head_len as u64;
+    let (partitions, partitions_from) = kernel_partitions(t, table.as_ref(), warn);
+    timings.finish_s = secs(t4);
+    timings.total_s = secs(t0);
+    Ok(FlashReport {
+        image_size,
+        image_sha256: rend.image_sha256,
+        bmap_ranges_checked: rend.bmap_checked,
+        bytes_written,
+        pieces: units.len() + 1,
+        bytes_verified: verified + head_len as u64,
+        mismatches,
+        fit_notes,
+        fit_writes: n_fit,
+        partitions,
+        partitions_from,
+        direct_io: t.direct,
+        timings,
+    })
+}
+
+fn secs(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Write the fit's changes outside the first MiB. A piece already written that a change
+/// overlaps (the stale backup GPT inside the image) is read again from the image, patched,
+/// rewritten whole and gets its new hash; the rest become pieces of their own.
+fn apply_fit(
+    t: &Target,
+    image: &Path,
+    units: &mut Vec<Unit>,
+    writes: &[(u64, Vec<u8>)],
+) -> Result<u64> {
+    if writes.is_empty() {
+        return Ok(0);
+    }
+    units.sort_by_key(|u| u.off);
+    let hits = |u: &Unit| {
+        writes
+            .iter()
+            .any(|(o, d)| *o < u.off + u.len && o + d.len() as u64 > u.off)
+    };
+    let idx: Vec<usize> = (0..units.len()).filter(|&i| hits(&units[i])).collect();
+    let picked: Vec<Unit> = idx.iter().map(|&i| units[i]).collect();
+    let data = fetch(image, &picked)?;
+    let mut n = 0u64;
+    for (&i, mut d) in idx.iter().zip(data) {
+        let u = units[i];
+        if Sha256::digest(&d).as_slice() != u.sha {
+            bail!(
+                "{}: the image changed while flashing (bytes at {} differ from the first read)",
+                image.display(),
+                u.off
+            );
+        }
+        for (o, w) in writes {
+            let s = (*o).max(u.off);
+            let e = (o + w.len() as u64).min(u.off + u.len);
+            if s < e {
+                d[(s - u.off) as usize..(e - u.off) as usize]
+                    .copy_from_slice(&w[(s - o) as usize..(e - o) as usize]);
+            }
+        }
+        t.write_at(&d, u.off)?;
+        units[i].sha = Sha256::digest(&d).into();
+        n += d.len() as u64;
+    }
+    // The parts of the writes that no piece covers.
+    let covered: Vec<Extent> = units.iter().map(|u| Extent::new(u.off, u.len)).collect();
+    for (o, w) in writes {
+        let free =
+            crate::imaging::ranges::subtract(&[Extent::new(*o, w.len() as u64)], &covered, t.size);
+        for e in free {
+            let d = &w[(e.start - o) as usize..(e.end() - o) as usize];
+            t.write_at(d, e.start)?;
+            n += e.len;
+            units.push(Unit {
+                off: e.start,
+                len: e.len,
+                sha: Sha256::digest(d).into(),
+            });
+        }
+    }
+    Ok(n)
+}
+
+/// `offset N (+len) in partition 8 (hassos-data)`.
+pub fn describe(m: &ReadbackMismatch) -> String {
+    let part = match (m.partition, &m.partition_name) {
+        (Some(n), Some(name)) => format!("partition {n} ({name})"),
+        (Some(n), None) => format!("partition {n}"),
+        _ => {
+            return format!(
+                "offset {} ({} bytes) outside the partitions",
+                m.offset, m.length
+            );
+        }
+    };
+    format!("offset {} ({} bytes) in {part}", m.offset, m.length)
+}
+
+/// The partition holding byte `off` of the image's table.
+fn locate(table: Option<&PartitionTable>, off: u64) -> (Option<u32>, Option<String>) {
+    let Some(t) = table else {
+        return (None, None);
+    };
+    for p in &t.partitions {
+        let s = p.start_bytes(t.sector_size);
+        if off >= s && off < s.saturating_add(p.size_bytes(t.sector_size)) {
+            return (Some(p.number), p.name.clone());
+        }
+    }
+    (None, None)
+}
+
+/// Rewrite and re-read the pieces that read back wrong, up to `retries` times each. Every
+/// differing sector range is recorded (by offset and partition). Returns true when all were
+/// fixed.
+fn repair(
+    t: &Target,
+    image: &Path,
+    bad: &[Unit],
+    retries: u32,
+    table: Option<&PartitionTable>,
+    out: &mut Vec<ReadbackMismatch>,
+    warn: &mut dyn FnMut(&str),
+) -> Result<bool> {
+    let data = fetch(image, bad)?;
+    let mut all_fixed = true;
+    let mut rb = AlignedBuf::new(CHUNK + 8192);
+    for (u, want) in bad.iter().zip(data.iter()) {
+        if Sha256::digest(want).as_slice() != u.sha {
+            bail!(
+                "{}: the image changed while flashing (bytes at {} differ from the first read)",
+                image.display(),
+                u.off
+            );
+        }
+        // Where exactly: compare sector by sector.
+        let got = t.read_into(&mut rb, u.off, u.len as usize)?.to_vec();
+        let first_idx = out.len();
+        let s = t.s() as usize;
+        let mut i = 0usize;
+        while i < want.len() {
+            let l = s.min(want.len() - i);
+            if got[i..i + l] != want[i..i + l] {
+                let off = u.off + i as u64;
+                let extend =
+                    out.len() > first_idx && out.last().is_some_and(|m| m.offset + m.length == off);
+                match out.last_mut() {
+                    Some(m) if extend => m.length += l as u64,
+                    _ => {
+                        let (partition, partition_name) = locate(table, off);
+                        out.push(ReadbackMismatch {
+                            offset: off,
+                            length: l as u64,
+                            partition,
+                            partition_name,
+                            rewrites: 0,
+                            fixed: false,
+                        });
+                    }
+                }
+            }
+            i += l;
+        }
+        if out.len() == first_idx {
+            // Read right this time (a transient read error): record the whole piece.
+            let (partition, partition_name) = locate(table, u.off);
+            out.push(ReadbackMismatch {
+                offset: u.off,
+                length: u.len,
+                partition,
+                partition_name,
+                rewrites: 0,
+                fixed: false,
+            });
+        }
+        let mut fixed = false;
+        let mut tries = 0;
+        while tries < retries {
+            tries += 1;
+            t.write_at(want, u.off)?;
+            t.sync()?;
+            let got = t.read_into(&mut rb, u.off, u.len as usize)?;
+            if Sha256::digest(got).as_slice() == u.sha {
+                fixed = true;
+                break;
+            }
+        }
+        for m in &mut out[first_idx..] {
+            m.rewrites = tries;
+            m.fixed = fixed;
+        }
+        for m in &out[first_idx..] {
+            warn(&format!(
+                "read-back mismatch at {}: {}",
+                describe(m),
+                if fixed {
+                    format!("fixed by rewrite {tries}")
+                } else {
+                    format!("still wrong after {tries} rewrites")
+                }
+            ));
+        }
+        all_fixed &= fixed;
+    }
+    Ok(all_fixed)
+}
+
+/// Read the image again for the given pieces (sorted, not overlapping).
+fn fetch(image: &Path, units: &[Unit]) -> Result<Vec<Vec<u8>>> {
+    let mut input = ImageInput::open(image)?;
+    input.set_hash_stored(false);
+    let mut pos = 0u64;
+    let mut out = Vec::with_capacity(units.len());
+    for u in units {
+        if u.off < pos {
+            bail!("internal: pieces to re-read overlap");
+        }
+        input.skip(u.off - pos)?;
+        let mut b = vec![0u8; u.len as usize];
+        let n = input.fill(&mut b)?;
+        if n < b.len() {
+            bail!(
+                "{}: the image ended before byte {} on the second read",
+                image.display(),
+                u.off + u.len
+            );
+        }
+        pos = u.off + u.len;
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// The reader thread: decompress, skip unmapped ranges, check bmap SHA-256s, hand aligned
+/// chunks to the writer. Bytes at or past `target_size` are not sent (preflight made sure
+/// nothing used lies there).
+#[allow(clippy::too_many_arguments)]
+fn read_stream(
+    mut input: ImageInput,
+    head: &[u8],
+    map: Option<&[(Extent, Option<String>)]>,
+    want_whole: bool,
+    target_size: u64,
+    stop: &AtomicBool,
+    tx: SyncSender<Chunk>,
+    back: Receiver<AlignedBuf>,
+) -> Result<ReaderEnd> {
+    let path = input.path.clone();
+    let checked: Vec<(Extent, String)> = map
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|(e, c)| c.as_ref().map(|c| (*e, c.to_ascii_lowercase())))
+        .collect();
+    let mut hasher = RangeHasher::new(checked.iter().map(|c| c.0).collect());
+    let mut seen = 0usize;
+    let mut whole = want_whole.then(Sha256::new);
+    let check_done = |hasher: &RangeHasher, seen: &mut usize| -> Result<()> {
+        while *seen < hasher.done.len() {
+            let (e, got) = &hasher.done[*seen];
+            let want = &checked[*seen].1;
+            if got != want {
+                bail!(
+                    "{}: the image is corrupt: bytes {}..{} hash to {got}, its bmap says {want} \
+                     (damaged download or copy?). Nothing of the partition tables was written",
+                    path.display(),
+                    e.start,
+                    e.end()
+                );
+            }
+            *seen += 1;
+        }
+        Ok(())
+    };
+    hasher.feed(0, head.len() as u64, Some(head));
+    if let Some(w) = whole.as_mut() {
+        w.update(head);
+    }
+    check_done(&hasher, &mut seen)?;
+    let mut pos = head.len() as u64;
+    if (head.len() as u64) < HEAD {
+        // The whole image fits in the first MiB.
+        let mut b = [0u8; 1];
+        if input.fill(&mut b)? != 0 {
+            bail!(
+                "{}: internal: head shorter than 1 MiB but more data follows",
+                path.display()
+            );
+        }
+        hasher.feed(pos, 0, None);
+        let fin = hasher.finish();
+        for ((e, got), (_, want)) in fin.iter().zip(checked.iter()) {
+            if got != want {
+                bail!(
+                    "{}: the image is corrupt: bytes {}..{} hash to {got}, its bmap says {want}",
+                    path.display(),
+                    e.start,
+                    e.end()
+                );
+            }
+        }
+        return Ok(ReaderEnd {
+            end: pos,
+            image_sha256: whole.map(|w| hex(&w.finalize())),
+            bmap_checked: checked.len(),
+        });
+    }
+    // Pieces to send: mapped ranges from HEAD on, cut into CHUNK-sized pieces.
+    let mut idx = 0usize;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let (start, len) = match map {
+            Some(m) => {
+                while idx < m.len() && m[idx].0.end() <= pos.max(HEAD) {
+                    idx += 1;
+                }
+                let Some((e, _)) = m.get(idx) else { break };
+                let s = e.start.max(pos).max(HEAD);
+                (s, (e.end() - s).min(CHUNK as u64) as usize)
+            }
+            None => (pos, CHUNK),
+        };
+        if start > pos {
+            input.skip(start - pos)?;
+            pos = start;
+        }
+        let Ok(mut buf) = back.recv() else { break };
+        let n = input.fill(&mut buf.get_mut(len)[..len])?;
+        if n < len && map.is_some() {
+            bail!(
+                "{}: the image ends at byte {} but its bmap maps bytes up to {}",
+                path.display(),
+                pos + n as u64,
+                start + len as u64
+            );
+        }
+        let data = &buf.get(n)[..n];
+        hasher.feed(pos, n as u64, Some(data));
+        if let Some(w) = whole.as_mut() {
+            w.update(data);
+        }
+        check_done(&hasher, &mut seen)?;
+        let send = (n as u64).min(target_size.saturating_sub(pos)) as usize;
+        let at = pos;
+        pos += n as u64;
+        if send > 0 {
+            if tx
+                .send(Chunk {
+                    off: at,
+                    len: send,
+                    buf,
+                })
+                .is_err()
+            {
+                break;
+            }
+        } else if n > 0 && data.iter().any(|&b| b != 0) {
+            bail!(
+                "{}: the image has data at byte {at}, past the end of the disk ({target_size} bytes)",
+                path.display()
+            );
+        }
+        if n < len {
+            break;
+        }
+    }
+    if map.is_some() && !stop.load(Ordering::Relaxed) {
+        // The rest of the image is unmapped: its length is the bmap's.
+        let fin = hasher.finish();
+        for ((e, got), (_, want)) in fin.iter().zip(checked.iter()).skip(seen) {
+            if got != want {
+                bail!(
+                    "{}: the image is corrupt: bytes {}..{} hash to {got}, its bmap says {want}",
+                    path.display(),
+                    e.start,
+                    e.end()
+                );
+            }
+        }
+    }
+    Ok(ReaderEnd {
+        end: pos,
+        image_sha256: whole.map(|w| hex(&w.finalize())),
+        bmap_checked: checked.len(),
+    })
+}
+
+/// The target as it will be after the flash: the first MiB from memory, the rest from disk.
+struct Overlay<'a> {
+    head: &'a [u8],
+    dev: &'a File,
+    size: u64,
+}
+
+impl ReadAt for Overlay<'_> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let end = offset
+            .checked_add(buf.len() as u64)
+            .filter(|&e| e <= self.size)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("read at {offset} past the end of the disk"),
+                )
+            })?;
+        let mut o = offset;
+        let mut b: &mut [u8] = buf;
+        if o < HEAD {
+            let k = ((HEAD - o) as usize).min(b.len());
+            b[..k].copy_from_slice(&self.head[o as usize..o as usize + k]);
+            o += k as u64;
+            b = &mut b[k..];
+        }
+        if o < end {
+            FileExt::read_exact_at(self.dev, b, o)?;
+        }
+        Ok(())
+    }
+    fn len(&self) -> u64 {
+        self.size
+    }
+}
+
+/// The geometry step: the one call into [`crate::flash::geometry::fit_to_disk`] (backup GPT
+/// moved to the disk's end, headers fixed, stale backup zeroed, `--grow`). An image without
+/// a partition table is written as it is.
+fn fit(
+    disk: &dyn ReadAt,
+    has_table: bool,
+    image_size: u64,
+    target_size: u64,
+    sector: u32,
+    grow: bool,
+) -> Result<(Vec<(u64, Vec<u8>)>, Vec<String>)> {
+    if !has_table {
+        return Ok((
+            Vec::new(),
+            vec!["the image has no partition table: nothing to fit to the disk".into()],
+        ));
+    }
+    let f = crate::flash::geometry::fit_to_disk(
+        disk,
+        image_size,
+        target_size,
+        sector,
+        &crate::flash::geometry::FitOptions { grow },
+    )?;
+    Ok((f.writes, f.notes))
+}
+
+/// After the flash: re-read the table (`BLKRRPART`, retried while udev holds the disk) and
+/// list the partitions sysfs shows; on a kernel without a parser for the table, tell it
+/// about them with `BLKPG` (what `partx -a` does).
+fn kernel_partitions(
+    t: &Target,
+    table: Option<&PartitionTable>,
+    warn: &mut dyn FnMut(&str),
+) -> (Vec<KernelPartition>, String) {
+    let Some(name) = t.sys_name.as_deref().filter(|_| t.is_block) else {
+        return (Vec::new(), "none (not a block device)".into());
+    };
+    let rr = crate::sys::reread_partition_table_retrying(&t.writer, 10, Duration::from_millis(300));
+    let mut how = match &rr {
+        Ok(()) => "BLKRRPART".to_string(),
+        Err(e) => format!("BLKRRPART failed: {e}"),
+    };
+    let mut parts = sysfs_partitions(name);
+    if rr.is_err() {
+        // The kernel kept its old view (a loop device without partition scanning): drop it.
+        for p in &parts {
+            let _ = crate::sys::delete_partition(&t.writer, p.number);
+        }
+        parts = sysfs_partitions(name);
+    }
+    let want = table.map(|tb| tb.partitions.len()).unwrap_or(0);
+    if parts.is_empty()
+        && let Some(tb) = table
+        && want > 0
+    {
+        let ss = u64::from(tb.sector_size);
+        let mut added = 0;
+        for p in &tb.partitions {
+            let (s, l) = (p.start_lba * ss, p.size_lba * ss);
+            if l == 0 || s.saturating_add(l) > t.size {
+                continue;
+            }
+            if crate::sys::add_partition(&t.writer, p.number, s, l).is_ok() {
+                added += 1;
+            }
+        }
+        if added > 0 {
+            how = "BLKPG (the kernel did not parse the table itself)".into();
+            parts = sysfs_partitions(name);
+        }
+    }
+    if parts.is_empty() && want > 0 {
+        warn(&format!(
+            "{}: the kernel shows none of the {want} partitions ({how}); unplug and replug the \
+             card to see them",
+            t.path.display()
+        ));
+    }
+    (parts, how)
+}
+
+/// Partitions of `/sys/block/<name>`.
+fn sysfs_partitions(name: &str) -> Vec<KernelPartition> {
+    let dir = Path::new("/sys/block").join(name);
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        let read = |a: &str| {
+            std::fs::read_to_string(p.join(a))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        if let (Some(n), Some(s), Some(l)) = (read("partition"), read("start"), read("size")) {
+            v.push(KernelPartition {
+                name: e.file_name().to_string_lossy().into_owned(),
+                number: n as u32,
+                start: s * 512,
+                size: l * 512,
+            });
+        }
+    }
+    v.sort_by_key(|p| p.number);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn job_for<'a>(
+        path: &Path,
+        map: Option<Vec<(Extent, Option<String>)>>,
+        stop: &'a AtomicBool,
+        progress: &'a Progress,
+        warn: &'a mut dyn FnMut(&str),
+    ) -> Job<'a> {
+        let mut input = ImageInput::open(path).unwrap();
+        let mut head = vec![0u8; HEAD as usize];
+        let n = input.fill(&mut head).unwrap();
+        head.truncate(n);
+        let size = std::fs::metadata(path).unwrap().len();
+        Job {
+            input,
+            head,
+            map,
+            image_size: Some(size),
+            grow: false,
+            retries: 2,
+            stop,
+            progress,
+            warn,
+        }
+    }
+
+    fn pattern(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 12) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn odd_sized_image_onto_a_file_target() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("x.img");
+        let data = pattern((3 << 20) + 12_345, 7);
+        std::fs::write(&img, &data).unwrap();
+        let tgt = d.path().join("t.bin");
+        let mut f = File::create(&tgt).unwrap();
+        f.write_all(&vec![0xAAu8; 8 << 20]).unwrap();
+        drop(f);
+        let t = Target::open(&tgt, None).unwrap();
+        let stop = AtomicBool::new(false);
+        let p = Progress::default();
+        let mut w = |_: &str| {};
+        let r = flash(job_for(&img, None, &stop, &p, &mut w), &t).unwrap();
+        let got = std::fs::read(&tgt).unwrap();
+        assert_eq!(&got[..data.len()], &data[..]);
+        // The byte after the image keeps what the disk held; the last MiB was zeroed.
+        assert_eq!(got[data.len()], 0xAA);
+        assert!(got[(7 << 20)..].iter().all(|&b| b == 0));
+        assert_eq!(r.image_size, data.len() as u64);
+        assert_eq!(
+            r.image_sha256.as_deref(),
+            Some(hex(&Sha256::digest(&data)).as_str())
+        );
+        assert!(r.mismatches.is_empty());
+    }
+
+    #[test]
+    fn mapped_ranges_only_and_corrupt_bmap_wipes() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("x.img");
+        let data = pattern(6 << 20, 3);
+        std::fs::write(&img, &data).unwrap();
+        let ranges = [Extent::new(0, 8192), Extent::new(2 << 20, 4096 * 3)];
+        let sum = |e: &Extent| hex(&Sha256::digest(&data[e.start as usize..e.end() as usize]));
+        let map: Vec<_> = ranges.iter().map(|e| (*e, Some(sum(e)))).collect();
+        let tgt = d.path().join("t.bin");
+        std::fs::write(&tgt, vec![0x55u8; 8 << 20]).unwrap();
+        let t = Target::open(&tgt, None).unwrap();
+        let stop = AtomicBool::new(false);
+        let p = Progress::default();
+        let mut w = |_: &str| {};
+        flash(job_for(&img, Some(map.clone()), &stop, &p, &mut w), &t).unwrap();
+        let got = std::fs::read(&tgt).unwrap();
+        assert_eq!(&got[..HEAD as usize], &data[..HEAD as usize]);
+        assert_eq!(
+            &got[2 << 20..(2 << 20) + 12288],
+            &data[2 << 20..(2 << 20) + 12288]
+        );
+        assert_eq!(got[(2 << 20) + 12288], 0x55, "unmapped bytes untouched");
+
+        // A wrong checksum: refused, and the disk left blank.
+        let mut bad = map;
+        bad[1].1 = Some("0".repeat(64));
+        let e = flash(job_for(&img, Some(bad), &stop, &p, &mut w), &t).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("corrupt") && msg.contains("blank"), "{msg}");
+        let got = std::fs::read(&tgt).unwrap();
+        assert!(got[..HEAD as usize].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn overlay_reads_head_from_memory() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t");
+        std::fs::write(&p, vec![9u8; 3 << 20]).unwrap();
+        let f = File::open(&p).unwrap();
+        let head = vec![1u8; HEAD as usize];
+        let o = Overlay {
+            head: &head,
+            dev: &f,
+            size: 3 << 20,
+        };
+        let mut b = vec![0u8; 16];
+        o.read_exact_at(&mut b, HEAD - 8).unwrap();
+        assert_eq!(&b[..8], &[1; 8]);
+        assert_eq!(&b[8..], &[9; 8]);
+        assert!(o.read_exact_at(&mut b, (3 << 20) - 8).is_err());
+    }
+}
