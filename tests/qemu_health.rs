@@ -3,7 +3,10 @@
 //! an SD card. The guest runs lifeboat next to `smartctl --json` and `nvme smart-log -o
 //! json` (tests/qemu/guest.sh); this test compares them field by field, then sets the NVMe
 //! critical warning from the QEMU monitor (`qom-set … smart_critical_warning 4`) and checks
-//! that lifeboat fails the drive with the bit-3 exit status.
+//! that lifeboat fails the drive with the bit-3 exit status. Also the logs: the ATA SMART
+//! error and self-test logs before and after `smartctl -t short` against smartctl's, the
+//! NVMe error information log against `nvme error-log`, and the NVMe temperature an
+//! unprivileged user gets from hwmon.
 //!
 //! Needs `tests/qemu/setup.sh` to have run (QEMU, smartmontools, nvme-cli, and the kernel
 //! and busybox cached in /var/cache/lifeboat-qemu). Without them the test prints why and
@@ -354,6 +357,35 @@ fn health_in_a_qemu_guest_matches_smartctl_and_nvme_cli() {
         .unwrap();
     let offline: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(offline["devices"][0]["nvme"]["smart_log"], *l);
+    // Error Information log (LID 1): ELPE + 1 entries, as nvme-cli reads them; QEMU
+    // records no errors. No self-test log: QEMU's OACS lacks bit 4, and nvme-cli's request
+    // is refused (so lifeboat does not send one).
+    let idc = read_json(s, "nvme.idctrl.json");
+    let errlog = read_json(s, "nvme.errlog.json");
+    assert_eq!(id["oacs"], idc["oacs"]);
+    assert_eq!(n(&id["error_log_entries"]), n(&idc["elpe"]) + 1);
+    let el = &d["nvme"]["error_log"];
+    let theirs = errlog["errors"].as_array().unwrap();
+    assert_eq!(n(&el["entries_read"]), theirs.len() as u128);
+    assert_eq!(
+        n(&el["non_zero"]),
+        theirs.iter().filter(|e| n(&e["error_count"]) != 0).count() as u128
+    );
+    assert_eq!(el["non_zero"], 0);
+    assert!(el["latest"].is_null());
+    assert_eq!(n(&id["oacs"]) & 0x10, 0);
+    assert!(d["nvme"]["self_test_log"].is_null(), "{d:#}");
+    assert_ne!(read_rc(s, "nvme.selftest.json"), 0);
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["health", "--json", "--type", "nvme-error-log", "--from-raw"])
+        .arg(s.join("raw/nvme0n1.nvme-error-log.bin"))
+        .output()
+        .unwrap();
+    let offline: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(offline["devices"][0]["nvme"]["error_log"], *el);
+    // hwmon: 323 K as the kernel converts it (273.15), next to the SMART log's value.
+    assert_eq!(d["nvme"]["hwmon_temp_millicelsius"], 49850);
+    assert_eq!(d["nvme"]["temperature_source"], "smart_log");
 
     // ---- AHCI disk: lifeboat vs smartctl, attribute by attribute.
     let lb = read_json(s, "sda.lifeboat.json");
@@ -403,6 +435,24 @@ fn health_in_a_qemu_guest_matches_smartctl_and_nvme_cli() {
         assert_eq!(o["raw_value"], t["raw"]["value"], "attribute {id}");
     }
     assert_eq!(a["power_on_hours"], sc["power_on_time"]["hours"]);
+    // SMART READ LOG: the summary error log and the self-test log, empty before any test.
+    let el = &a["error_log"];
+    let sel = &sc["ata_smart_error_log"]["summary"];
+    assert_eq!(el["kind"], "summary");
+    assert_eq!(el["revision"], sel["revision"]);
+    assert_eq!(el["count"], sel["count"]);
+    assert_eq!(el["count"], 0);
+    assert_eq!(el["entries"].as_array().unwrap().len(), 0);
+    assert_eq!(el["checksum_ok"], true);
+    let st = &a["self_test_log"];
+    let sst = &sc["ata_smart_self_test_log"]["standard"];
+    assert_eq!(st["revision"], sst["revision"]);
+    assert_eq!(
+        st["entries"].as_array().unwrap().len() as u64,
+        sst["count"].as_u64().unwrap()
+    );
+    assert_eq!(st["entries"].as_array().unwrap().len(), 0);
+    assert_eq!(st["checksum_ok"], true);
     assert_eq!(a["temperature_c"], sc["temperature"]["current"]);
     // PT(12) gives the same pages.
     let lb12 = read_json(s, "sda.lifeboat12.json");
@@ -562,6 +612,17 @@ fn health_in_a_qemu_guest_matches_smartctl_and_nvme_cli() {
         "{nv:#}"
     );
     assert_eq!(nv["needs_privileges"], true);
+    // Without CAP_SYS_ADMIN the temperature still comes, from the kernel's hwmon sensor.
+    assert_eq!(nv["nvme"]["temperature_c"], 50, "{nv:#}");
+    assert_eq!(nv["nvme"]["temperature_source"], "hwmon");
+    assert_eq!(nv["nvme"]["hwmon_temp_millicelsius"], 49850);
+    assert!(nv["nvme"]["smart_log"].is_null());
+    assert_eq!(nv["verdict"], "unknown");
+    let text = std::fs::read_to_string(s.join("nonroot.txt")).unwrap();
+    assert!(
+        text.contains("NVMe: temperature 50 °C (kernel hwmon sensor; SMART log not read)"),
+        "{text}"
+    );
     let sa = dev(&nr, 1);
     assert!(
         sa["problems"].to_string().contains("CAP_SYS_RAWIO"),
@@ -585,6 +646,69 @@ fn health_in_a_qemu_guest_matches_smartctl_and_nvme_cli() {
         "{d:#}"
     );
     assert_eq!(read_rc(s, "sda-ioerr.lifeboat.json"), 16 | 64);
+
+    // ---- After `smartctl -t short`: QEMU logs a pass at once (type 1, status 0, hour
+    // 0x1234); lifeboat's self-test log matches smartctl's entry by entry.
+    let lb = read_json(s, "sda-selftest.lifeboat.json");
+    let sc = read_json(s, "sda-selftest.smartctl.json");
+    let d = dev(&lb, 0);
+    let st = &d["ata"]["self_test_log"];
+    let ours = st["entries"].as_array().unwrap();
+    let theirs = sc["ata_smart_self_test_log"]["standard"]["table"]
+        .as_array()
+        .unwrap();
+    assert_eq!(ours.len(), theirs.len(), "{d:#}");
+    assert_eq!(ours.len(), 1);
+    for (o, t) in ours.iter().zip(theirs) {
+        assert_eq!(o["test_type"], t["type"]["value"]);
+        assert_eq!(o["test_type_text"], t["type"]["string"]);
+        assert_eq!(o["status"], t["status"]["value"]);
+        assert_eq!(o["result_text"], t["status"]["string"]);
+        assert_eq!(o["passed"], t["status"]["passed"]);
+        assert_eq!(o["lifetime_hours"], t["lifetime_hours"]);
+    }
+    assert_eq!(
+        (
+            &ours[0]["test_type"],
+            &ours[0]["status"],
+            &ours[0]["lifetime_hours"]
+        ),
+        (&Value::from(1), &Value::from(0), &Value::from(4660))
+    );
+    assert_eq!(st["checksum_ok"], true);
+    assert_eq!(
+        d["ata"]["error_log"]["count"],
+        sc["ata_smart_error_log"]["summary"]["count"]
+    );
+    assert!(
+        d["reasons"]
+            .to_string()
+            .contains("the last self-test (short offline) passed at power-on hour 4660"),
+        "{d:#}"
+    );
+    // A passed test adds no warning: still only the kernel's (the injected read error).
+    assert_eq!(d["verdict"], "warn");
+    assert_eq!(read_rc(s, "sda-selftest.lifeboat.json"), 16 | 64);
+    let text = std::fs::read_to_string(s.join("sda-selftest.lifeboat.txt")).unwrap();
+    assert!(
+        text.contains("Short offline        Completed without error")
+            && text.contains("error log (summary, revision 1): no errors logged"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args([
+            "health",
+            "--json",
+            "--type",
+            "ata-selftest-log",
+            "--from-raw",
+        ])
+        .arg(s.join("raw-selftest/sda.ata-selftest-log.bin"))
+        .output()
+        .unwrap();
+    let offline: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(offline["devices"][0]["ata"]["self_test_log"], *st);
+    assert_eq!(offline["devices"][0]["verdict"], "pass");
 
     // ---- Critical warning set from the QEMU monitor.
     let lb = read_json(s, "nvme-crit.lifeboat.json");

@@ -14,6 +14,9 @@ mkdir -p $S/raw
 run nvme.lifeboat.json lifeboat health --json --raw-out $S/raw /dev/nvme0n1
 run nvme.nvmecli.json nvme smart-log -o json /dev/nvme0
 run nvme.smartctl.json smartctl -j -a /dev/nvme0
+run nvme.errlog.json nvme error-log -o json /dev/nvme0
+run nvme.idctrl.json nvme id-ctrl -o json /dev/nvme0
+run nvme.selftest.json nvme self-test-log -o json /dev/nvme0
 # AHCI disk through libata's SAT.
 run sda.lifeboat.json lifeboat health --json --raw-out $S/raw /dev/sda
 run sda.smartctl.json smartctl -j -a /dev/sda
@@ -45,6 +48,12 @@ chmod 0600 /dev/nvme0n1 /dev/sda
 # logs it, and lifeboat must say so.
 dd if=/dev/sda of=/dev/null bs=4096 skip=1024 count=1 iflag=direct 2> $S/sda-ioerr.dd
 run sda-ioerr.lifeboat.json lifeboat health --json /dev/sda
+# A short self-test (QEMU logs a pass at hour 0x1234 at once), then the logs again.
+run sda-selftest-start.txt smartctl -t short /dev/sda
+mkdir -p $S/raw-selftest
+run sda-selftest.lifeboat.json lifeboat health --json --raw-out $S/raw-selftest /dev/sda
+run sda-selftest.lifeboat.txt lifeboat health /dev/sda
+run sda-selftest.smartctl.json smartctl -j -a /dev/sda
 # Critical warning: the host sets it through the QEMU monitor when it sees this line.
 echo "LB: READY_FOR_QOM" > /dev/console
 i=0; while [ ! -e $S/qom-done ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
