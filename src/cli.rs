@@ -35,6 +35,8 @@ pub enum Command {
     Verify(crate::cmd::verify::VerifyArgs),
     /// Write an image to a disk: only mapped blocks, every byte read back and compared
     Flash(crate::cmd::flash::FlashArgs),
+    /// Shrink an image's data partition and tables to fit a slightly smaller disk
+    Shrink(crate::cmd::shrink::ShrinkArgs),
     /// udev rules: keep desktops from mounting HAOS media, stable /dev names
     Udev(crate::cmd::udev::UdevArgs),
 }

@@ -16,6 +16,7 @@ fn main() {
         Command::Image(a) => cmd::image::run(a, &out),
         Command::Verify(a) => cmd::verify::run(a, &out),
         Command::Flash(a) => cmd::flash::run(a, &out),
+        Command::Shrink(a) => cmd::shrink::run(a, &out),
         Command::Udev(a) => cmd::udev::run(a, &out),
     };
     if let Err(e) = &result {

@@ -7,5 +7,6 @@ pub mod health;
 pub mod image;
 pub mod inspect;
 pub mod list;
+pub mod shrink;
 pub mod udev;
 pub mod verify;

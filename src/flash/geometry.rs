@@ -344,6 +344,17 @@ impl Layout {
         }
     }
 
+    /// Smallest target size (bytes) on which the data partition can end at `end_lba`
+    /// (exclusive): the end plus the backup GPT on GPT, the end itself on MBR.
+    pub fn target_size_for_end(&self, end_lba: u64) -> u64 {
+        let ss = u64::from(self.sector_size);
+        let tail = match &self.kind {
+            Kind::Gpt(g) => g.hdr.entry_array_len().div_ceil(ss) + 1,
+            Kind::Dos(_) => 0,
+        };
+        bytes(end_lba.saturating_add(tail), self.sector_size)
+    }
+
     /// The writes that fit this layout to a target of `target_size` bytes with `plan`.
     pub fn plan(&self, target_size: u64, plan: DataPlan) -> Result<Fit> {
         let new_end = match plan {
@@ -964,6 +975,7 @@ mod tests {
         let target = 6 * MIB;
         let (end, _) = l.max_data_end(target).unwrap();
         assert_eq!(end, 5 * 2048);
+        assert_eq!(l.target_size_for_end(end), 5 * MIB + 33 * 512);
         let f = l.plan(target, DataPlan::EndAt(end)).unwrap();
         let d = apply(&img, target, &f);
         let t = table(&d);

@@ -4,4 +4,5 @@
 pub mod geometry;
 pub mod mediatest;
 pub mod preflight;
+pub mod shrink;
 pub mod write;
