@@ -642,7 +642,7 @@ fn garbage_is_not_a_filesystem() {
         assert!(
             matches!(
                 e,
-                erofs_read::ReadError::NotErofs { .. } | erofs_read::ReadError::Corrupt { .. }
+                erofs_read::ReadError::NotFs { .. } | erofs_read::ReadError::Corrupt { .. }
             ),
             "{e}"
         );
@@ -650,19 +650,15 @@ fn garbage_is_not_a_filesystem() {
         assert!(
             matches!(
                 e,
-                squashfs_read::ReadError::NotSquashfs { .. }
-                    | squashfs_read::ReadError::Corrupt { .. }
+                squashfs_read::ReadError::NotFs { .. } | squashfs_read::ReadError::Corrupt { .. }
             ),
             "{e}"
         );
     }
     let zeros = vec![0u8; 8192];
     let e = erofs_read::read_file(&zeros, "/usr/lib/os-release", 100).unwrap_err();
-    assert!(matches!(e, erofs_read::ReadError::NotErofs { .. }), "{e}");
+    assert!(matches!(e, erofs_read::ReadError::NotFs { .. }), "{e}");
     assert!(e.to_string().starts_with("/usr/lib/os-release: "), "{e}");
     let e = squashfs_read::read_file(&zeros, "/usr/lib/os-release", 100).unwrap_err();
-    assert!(
-        matches!(e, squashfs_read::ReadError::NotSquashfs { .. }),
-        "{e}"
-    );
+    assert!(matches!(e, squashfs_read::ReadError::NotFs { .. }), "{e}");
 }

@@ -36,12 +36,13 @@ use crate::io::ReadAt;
 /// Symbolic links followed while resolving one path (Linux's limit is 40 as well).
 pub const MAX_SYMLINKS: usize = 40;
 
-/// Why a file could not be read. Every message names the requested path.
+/// Why a file could not be read from an EROFS or squashfs image (the squashfs reader shares
+/// this type). Every message names the requested path.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// The partition does not hold an EROFS superblock.
-    #[error("{path}: not an EROFS filesystem (no superblock magic at byte 1024)")]
-    NotErofs { path: String },
+    /// The partition does not hold this filesystem's superblock.
+    #[error("{path}: not {what}")]
+    NotFs { path: String, what: &'static str },
     /// A path component does not exist.
     #[error("{path}: not found ({detail})")]
     NotFound { path: String, detail: String },
@@ -57,9 +58,13 @@ pub enum ReadError {
     /// The file is larger than the caller allows.
     #[error("{path}: file is {size} bytes, more than the {max} allowed")]
     TooLarge { path: String, size: u64, max: usize },
-    /// The image uses an EROFS feature this reader does not implement.
-    #[error("{path}: unsupported EROFS feature: {what}")]
-    Unsupported { path: String, what: String },
+    /// The image uses a feature this reader does not implement.
+    #[error("{path}: unsupported {fs} feature: {what}")]
+    Unsupported {
+        path: String,
+        fs: &'static str,
+        what: String,
+    },
     /// The on-disk structures are inconsistent.
     #[error("{path}: corrupt: {what}")]
     Corrupt { path: String, what: String },
@@ -70,6 +75,27 @@ pub enum ReadError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The file `walk` found must be a regular file of at most `max` bytes (shared with the
+/// squashfs reader).
+pub(crate) fn check_regular(
+    path: &str,
+    regular: bool,
+    size: u64,
+    max: usize,
+) -> Result<(), ReadError> {
+    if !regular {
+        return Err(ReadError::NotAFile { path: path.into() });
+    }
+    if size > max as u64 {
+        return Err(ReadError::TooLarge {
+            path: path.into(),
+            size,
+            max,
+        });
+    }
+    Ok(())
 }
 
 /// Read the regular file at `path` (absolute; a relative path is taken from the root) from
@@ -91,16 +117,7 @@ pub fn read_file(r: &dyn ReadAt, path: &str, max_len: usize) -> Result<Vec<u8>, 
         |link: &Inode| fs.readlink(link),
     )
     .map_err(|e| e.into_read_error(path, with_path))?;
-    if !node.is_reg() {
-        return Err(ReadError::NotAFile { path: path.into() });
-    }
-    if node.size > max_len as u64 {
-        return Err(ReadError::TooLarge {
-            path: path.into(),
-            size: node.size,
-            max: max_len,
-        });
-    }
+    check_regular(path, node.is_reg(), node.size, max_len)?;
     let len = usize::try_from(node.size).map_err(|_| with_path(corrupt("file size")))?;
     fs.read_range(&node, 0, len, 0).map_err(with_path)
 }
@@ -121,8 +138,15 @@ impl Fail {
     fn into_read_error(self, path: &str) -> ReadError {
         let path = path.to_string();
         match self {
-            Fail::NotFs => ReadError::NotErofs { path },
-            Fail::Unsupported(what) => ReadError::Unsupported { path, what },
+            Fail::NotFs => ReadError::NotFs {
+                path,
+                what: "an EROFS filesystem (no superblock magic at byte 1024)",
+            },
+            Fail::Unsupported(what) => ReadError::Unsupported {
+                path,
+                fs: "EROFS",
+                what,
+            },
             Fail::Corrupt(what) => ReadError::Corrupt { path, what },
             Fail::Io(source) => ReadError::Io { path, source },
         }
@@ -220,8 +244,9 @@ impl<E> From<E> for WalkError<E> {
     }
 }
 
-impl WalkError<Fail> {
-    fn into_read_error(self, path: &str, fs_err: impl Fn(Fail) -> ReadError) -> ReadError {
+impl<E> WalkError<E> {
+    /// The caller-facing error, naming `path`; `fs_err` maps the filesystem's own failures.
+    pub(crate) fn into_read_error(self, path: &str, fs_err: impl Fn(E) -> ReadError) -> ReadError {
         match self {
             WalkError::Fs(f) => fs_err(f),
             WalkError::NotFound(detail) => ReadError::NotFound {

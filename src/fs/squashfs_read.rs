@@ -21,44 +21,9 @@
 
 use std::io::Read;
 
-use super::erofs_read::{MAX_LINK_LEN, MAX_SYMLINKS, WalkError, walk, work_budget};
+pub use super::erofs_read::ReadError;
+use super::erofs_read::{MAX_LINK_LEN, WalkError, check_regular, walk, work_budget};
 use crate::io::ReadAt;
-
-/// Why a file could not be read. Every message names the requested path.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The partition does not hold a squashfs superblock.
-    #[error("{path}: not a squashfs filesystem (no superblock magic at byte 0)")]
-    NotSquashfs { path: String },
-    /// A path component does not exist.
-    #[error("{path}: not found ({detail})")]
-    NotFound { path: String, detail: String },
-    /// A path component that must be a directory is not one.
-    #[error("{path}: not a directory ({detail})")]
-    NotADirectory { path: String, detail: String },
-    /// The path names a directory, device or other non-regular file.
-    #[error("{path}: not a regular file")]
-    NotAFile { path: String },
-    /// Too many symbolic links while resolving the path.
-    #[error("{path}: too many levels of symbolic links (more than {MAX_SYMLINKS})")]
-    SymlinkLoop { path: String },
-    /// The file is larger than the caller allows.
-    #[error("{path}: file is {size} bytes, more than the {max} allowed")]
-    TooLarge { path: String, size: u64, max: usize },
-    /// The image uses a squashfs feature this reader does not implement.
-    #[error("{path}: unsupported squashfs feature: {what}")]
-    Unsupported { path: String, what: String },
-    /// The on-disk structures are inconsistent.
-    #[error("{path}: corrupt: {what}")]
-    Corrupt { path: String, what: String },
-    /// The underlying reader failed.
-    #[error("{path}: read error: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// Read the regular file at `path` (absolute; a relative path is taken from the root) from
 /// the squashfs filesystem in `r`, following symbolic links, including in the last
@@ -78,28 +43,11 @@ pub fn read_file(r: &dyn ReadAt, path: &str, max_len: usize) -> Result<Vec<u8>, 
         },
         |link: &Inode| sq.readlink(link),
     )
-    .map_err(|e| match e {
-        WalkError::Fs(f) => with_path(f),
-        WalkError::NotFound(detail) => ReadError::NotFound {
-            path: path.into(),
-            detail,
-        },
-        WalkError::NotADirectory(detail) => ReadError::NotADirectory {
-            path: path.into(),
-            detail,
-        },
-        WalkError::Loop => ReadError::SymlinkLoop { path: path.into() },
-    })?;
+    .map_err(|e: WalkError<Fail>| e.into_read_error(path, with_path))?;
     let Kind::File(file) = &node.kind else {
         return Err(ReadError::NotAFile { path: path.into() });
     };
-    if file.size > max_len as u64 {
-        return Err(ReadError::TooLarge {
-            path: path.into(),
-            size: file.size,
-            max: max_len,
-        });
-    }
+    check_regular(path, true, file.size, max_len)?;
     sq.read_data(file).map_err(with_path)
 }
 
@@ -118,8 +66,15 @@ impl Fail {
     fn into_read_error(self, path: &str) -> ReadError {
         let path = path.to_string();
         match self {
-            Fail::NotFs => ReadError::NotSquashfs { path },
-            Fail::Unsupported(what) => ReadError::Unsupported { path, what },
+            Fail::NotFs => ReadError::NotFs {
+                path,
+                what: "a squashfs filesystem (no superblock magic at byte 0)",
+            },
+            Fail::Unsupported(what) => ReadError::Unsupported {
+                path,
+                fs: "squashfs",
+                what,
+            },
             Fail::Corrupt(what) => ReadError::Corrupt { path, what },
             Fail::Io(source) => ReadError::Io { path, source },
         }
