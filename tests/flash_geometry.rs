@@ -245,3 +245,294 @@ fn same_size_and_smaller() {
     assert_eq!(code, 0);
     assert_eq!(after["table"]["gpt"]["backup_lba"], target / 512 - 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// lifeboat shrink (privileged: loop devices over our own files)
+
+/// A directory of our own under the target tmpdir, removed on drop.
+struct TmpDir(PathBuf);
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmpdir(name: &str) -> TmpDir {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("flash-shrink-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    TmpDir(d)
+}
+
+fn shrink_ready(test: &str) -> Option<PathBuf> {
+    let dir = common::fixtures_or_skip(test)?;
+    if let Err(why) = common::can_loop() {
+        eprintln!("skipped {test}: {why}");
+        return None;
+    }
+    let miss = common::missing(&["e2fsck", "resize2fs", "sfdisk", "losetup", "gzip", "dd"]);
+    if !miss.is_empty() {
+        eprintln!("skipped {test}: missing {}", miss.join(", "));
+        return None;
+    }
+    Some(dir)
+}
+
+/// The install as `inspect` shows it, without the sizes a shrink changes.
+fn install_sans_sizes(v: &Value) -> Value {
+    let mut i = install(v);
+    if let Some(d) = i["data"].as_object_mut() {
+        for k in ["size_bytes", "used_bytes", "free_bytes", "use_percent"] {
+            d.remove(k);
+        }
+    }
+    if let Some(parts) = i["parts"].as_array_mut() {
+        for p in parts {
+            if p["role"] == "data" {
+                p["fs"] = Value::Null;
+            }
+        }
+    }
+    i
+}
+
+fn dir_entries(d: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn shrink_family(dir: &Path, fam: &str, compress: bool) {
+    let src = dir.join(format!("{fam}.img"));
+    let size = std::fs::metadata(&src).unwrap().len();
+    let work = tmpdir(fam);
+    let input = if compress {
+        let gz = work.0.join(format!("{fam}.img.gz"));
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "gzip -1 -c '{}' > '{}'",
+                src.display(),
+                gz.display()
+            ))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        gz
+    } else {
+        src.clone()
+    };
+    let (_, before) = common::inspect_json(&src);
+    let gpt = before["table"]["gpt"].is_object();
+    // A "same size" card a few MiB smaller, and not a whole number of MiB.
+    let target = size - 5 * MIB - 7 * 512;
+    let out = work.0.join("small.img");
+    let (code, stdout, stderr) = common::run(&[
+        "--json",
+        "shrink",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--size",
+        &target.to_string(),
+    ]);
+    assert_eq!(code, 0, "{fam}: {stdout}{stderr}");
+    let rep: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rep["target_size"], target);
+    assert_eq!(rep["output_size"], target / 512 * 512);
+    assert_eq!(rep["resized"], true, "{rep}");
+    assert!(rep["data_new_bytes"].as_u64() < rep["data_old_bytes"].as_u64());
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), target / 512 * 512);
+    // No temp file left beside the output.
+    let left: Vec<String> = dir_entries(&work.0)
+        .into_iter()
+        .filter(|n| n.contains(".shrink-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    check_tools(&out, gpt);
+    let (code, after) = common::inspect_json(&out);
+    assert_eq!(code, 0, "{fam}: {after}");
+    assert_eq!(
+        install_sans_sizes(&after),
+        install_sans_sizes(&before),
+        "{fam}"
+    );
+    assert!(
+        after["problems"].as_array().unwrap().is_empty(),
+        "{fam}: {}",
+        after["problems"]
+    );
+    let data_n = after["data"]["partition"].as_u64().unwrap() as u32;
+    assert_eq!(
+        after["data"]["size_bytes"], rep["data_new_bytes"],
+        "{fam}: filesystem fills the partition"
+    );
+    if gpt {
+        assert_eq!(after["table"]["gpt"]["backup_lba"], target / 512 - 1);
+    }
+
+    // The data partition passes e2fsck -fn through the kernel's own view of the table.
+    {
+        let lo = common::LoopDev::attach(&out, true).unwrap();
+        let o = Command::new("e2fsck")
+            .arg("-fn")
+            .arg(lo.part(data_n))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{fam}: e2fsck -fn: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    // Onto a smaller "card": a loop device of exactly the target size.
+    let card = work.0.join("card.img");
+    File::create(&card).unwrap().set_len(target).unwrap();
+    let lo = common::LoopDev::attach(&card, false).unwrap();
+    let st = Command::new("dd")
+        .arg(format!("if={}", out.display()))
+        .arg(format!("of={}", lo.dev.display()))
+        .args(["bs=1M", "conv=fsync", "status=none"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (code, on_card) = common::inspect_json(&lo.dev);
+    assert_eq!(code, 0, "{fam}: {on_card}");
+    assert_eq!(
+        install_sans_sizes(&on_card),
+        install_sans_sizes(&before),
+        "{fam} on the card"
+    );
+    if gpt {
+        // The card is 7 sectors past a MiB boundary minus 5 MiB; the kernel sees whole sectors.
+        assert_eq!(on_card["table"]["gpt"]["backup_lba"], target / 512 - 1);
+    }
+    let probs: Vec<String> = on_card["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str().map(String::from))
+        .filter(|p| p.contains("GPT") || p.contains("ends"))
+        .collect();
+    assert!(probs.is_empty(), "{fam}: {probs:?}");
+}
+
+#[test]
+fn shrink_gpt_hybrid_mbr_and_compressed() {
+    let Some(dir) = shrink_ready("shrink_gpt_hybrid_mbr_and_compressed") else {
+        return;
+    };
+    let t = std::time::Instant::now();
+    shrink_family(&dir, "rpi4", false);
+    shrink_family(&dir, "x86", true);
+    shrink_family(&dir, "odroid-n2", false);
+    eprintln!("three shrinks in {:.1?}", t.elapsed());
+}
+
+#[test]
+fn shrink_refusals() {
+    let Some(dir) = shrink_ready("shrink_refusals") else {
+        return;
+    };
+    let src = dir.join("rpi4.img");
+    let work = tmpdir("refusals");
+    let out = work.0.join("out.img");
+    // Data starts at 73 MiB and holds ~7 MiB: 76 MiB leaves 3 MiB for it.
+    let small = 76 * MIB;
+    let (code, stdout, stderr) = common::run(&[
+        "shrink",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--size",
+        &small.to_string(),
+    ]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("does not fit")
+            && stderr.contains(&format!("target of {small} bytes"))
+            && stderr.contains("smallest target that fits is"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    assert!(
+        dir_entries(&work.0).is_empty(),
+        "{:?}",
+        dir_entries(&work.0)
+    );
+
+    // Bigger than the image: nothing to shrink.
+    let size = std::fs::metadata(&src).unwrap().len();
+    let (code, _, stderr) = common::run(&[
+        "shrink",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--size",
+        &(size + MIB).to_string(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not smaller"), "{stderr}");
+    assert!(dir_entries(&work.0).is_empty());
+
+    // An existing output is kept without --force, replaced with it.
+    std::fs::write(&out, b"keep me").unwrap();
+    let target = (size - 3 * MIB).to_string();
+    let args = [
+        "shrink",
+        src.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--size",
+        &target,
+    ];
+    let (code, _, stderr) = common::run(&args);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let (code, stdout, stderr) = common::run(&forced);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), size - 3 * MIB);
+
+    // --to takes the size from a device (a loop device of our own, only read).
+    let card = work.0.join("card.img");
+    File::create(&card)
+        .unwrap()
+        .set_len(size - 2 * MIB)
+        .unwrap();
+    let lo = common::LoopDev::attach(&card, true).unwrap();
+    let out2 = work.0.join("to.img");
+    let (code, stdout, stderr) = common::run(&[
+        "--json",
+        "shrink",
+        src.to_str().unwrap(),
+        "-o",
+        out2.to_str().unwrap(),
+        "--to",
+        lo.dev.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let rep: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rep["target_size"], size - 2 * MIB);
+    // A regular file is not a device.
+    let (code, _, stderr) = common::run(&[
+        "shrink",
+        src.to_str().unwrap(),
+        "-o",
+        work.0.join("x.img").to_str().unwrap(),
+        "--to",
+        card.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("not a block device"), "{stderr}");
+}
