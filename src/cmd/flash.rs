@@ -97,7 +97,7 @@ fn find_bmap(image: &Path) -> Option<PathBuf> {
 }
 
 /// The whole disk `path` names, or a refusal saying what it is instead.
-fn resolve_disk(path: &Path, root: &SysRoot, disks: &[Disk]) -> Result<Disk> {
+pub(crate) fn resolve_disk(path: &Path, root: &SysRoot, disks: &[Disk]) -> Result<Disk> {
     let name = path.display();
     let meta = std::fs::metadata(path).with_context(|| format!("{name}: cannot access"))?;
     if meta.is_file() {
@@ -148,7 +148,7 @@ fn last_used_byte(table: Option<&PartitionTable>, image_size: u64) -> u64 {
 }
 
 /// Other attached disks holding Home Assistant OS.
-fn other_haos(disks: &[Disk], target: &Disk) -> Vec<String> {
+pub(crate) fn other_haos(disks: &[Disk], target: &Disk) -> Vec<String> {
     let mut v = Vec::new();
     for d in disks.iter().filter(|d| d.name != target.name) {
         let Ok(src) = crate::io::source::open(&d.path) else {
@@ -171,7 +171,7 @@ fn other_haos(disks: &[Disk], target: &Disk) -> Vec<String> {
     v
 }
 
-fn describe_disk(d: &Disk) -> String {
+pub(crate) fn describe_disk(d: &Disk) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -234,7 +234,7 @@ fn confirm(image: &Path, d: &Disk) -> Result<()> {
 
 /// Progress on stderr until `done`: indicatif bars (write, verify) with rates on a terminal,
 /// JSON lines with --json, nothing with --quiet.
-fn progress_thread(
+pub(crate) fn progress_thread(
     p: Arc<Progress>,
     done: Arc<AtomicBool>,
     out: Output,

@@ -873,6 +873,9 @@ fn repair(
 
 /// Read the image again for the given pieces (sorted, not overlapping).
 fn fetch(image: &Path, units: &[Unit]) -> Result<Vec<Vec<u8>>> {
+    if std::fs::metadata(image).is_ok_and(|m| m.file_type().is_block_device()) {
+        return fetch_device(image, units);
+    }
     let mut input = ImageInput::open(image)?;
     input.set_hash_stored(false);
     let mut pos = 0u64;
@@ -893,6 +896,39 @@ fn fetch(image: &Path, units: &[Unit]) -> Result<Vec<Vec<u8>>> {
         }
         pos = u.off + u.len;
         out.push(b);
+    }
+    Ok(out)
+}
+
+/// Re-read pieces from an image that is a block device (`clone` streams a source disk as
+/// its image; see `crate::flash::clone`): opened read-only (`O_DIRECT` when it takes it). A
+/// piece that fails to read is read again sector by sector and unreadable sectors come back
+/// as zeros, exactly as the rescue reader streamed them.
+fn fetch_device(dev: &Path, units: &[Unit]) -> Result<Vec<Vec<u8>>> {
+    let name = dev.display();
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(o_direct())
+        .open(dev)
+        .or_else(|_| File::open(dev))
+        .with_context(|| format!("{name}: cannot open to read again"))?;
+    let sector = u64::from(crate::sys::logical_sector_size(&f).unwrap_or(512).max(512));
+    let mut out = Vec::with_capacity(units.len());
+    for u in units {
+        let a = u.off - u.off % sector;
+        let e = (u.off + u.len).div_ceil(sector) * sector;
+        let n = (e - a) as usize;
+        let mut buf = AlignedBuf::new(n);
+        let b = buf.get_mut(n);
+        if f.read_exact_at(b, a).is_err() {
+            for (i, s) in b.chunks_mut(sector as usize).enumerate() {
+                if f.read_exact_at(s, a + i as u64 * sector).is_err() {
+                    s.fill(0);
+                }
+            }
+        }
+        let st = (u.off - a) as usize;
+        out.push(b[st..st + u.len as usize].to_vec());
     }
     Ok(out)
 }

@@ -159,6 +159,26 @@ impl ImageInput {
         })
     }
 
+    /// An image that is not a file: the bytes `reader` yields, read once in order (used by
+    /// `clone`, whose "image" is the source disk streamed by the rescue reader). `path` names
+    /// the source in messages; `size` is its length. The stored-file hash is off (there is no
+    /// stored file) and `skip` reads and drops.
+    pub fn from_reader(path: &Path, size: u64, reader: Box<dyn Read + Send>) -> Self {
+        let stored = Arc::new(Mutex::new(Stored {
+            off: true,
+            ..Stored::default()
+        }));
+        ImageInput {
+            path: path.to_path_buf(),
+            format: "device",
+            file_bytes: size,
+            inner_name: None,
+            reader: Src::Stream(reader),
+            stored,
+            seeked: false,
+        }
+    }
+
     /// Stop (or restart) hashing the file as stored; [`Self::stored_sha256`] then fails.
     /// Saves a SHA-256 pass when nobody asks for the stored file's hash.
     pub fn set_hash_stored(&mut self, on: bool) {
@@ -491,5 +511,134 @@ mod zip {
                 entry: entry.clone(),
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn data() -> Vec<u8> {
+        (0..300_000u32).map(|i| (i * 7 / 3) as u8).collect()
+    }
+
+    fn read_all(p: &Path) -> Result<(String, Vec<u8>)> {
+        let mut i = ImageInput::open(p)?;
+        let mut v = vec![0u8; 1 << 20];
+        let n = i.fill(&mut v)?;
+        v.truncate(n);
+        Ok((i.format.to_string(), v))
+    }
+
+    /// A zip archive with the given (name, method, data) entries, written by hand.
+    fn zip(files: &[(&str, u16, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut cd = Vec::new();
+        for (name, method, d) in files {
+            let body = if *method == 8 {
+                let mut e = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
+                e.write_all(d).unwrap();
+                e.finish().unwrap()
+            } else {
+                d.to_vec()
+            };
+            let crc = crc32fast::hash(d);
+            let off = out.len() as u32;
+            let mut common = Vec::new();
+            common.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            common.extend_from_slice(&0u16.to_le_bytes()); // flags
+            common.extend_from_slice(&method.to_le_bytes());
+            common.extend_from_slice(&[0; 4]); // time, date
+            common.extend_from_slice(&crc.to_le_bytes());
+            common.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            common.extend_from_slice(&(d.len() as u32).to_le_bytes());
+            common.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            common.extend_from_slice(&0u16.to_le_bytes()); // extra
+            out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+            out.extend_from_slice(&common);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&body);
+            cd.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+            cd.extend_from_slice(&20u16.to_le_bytes()); // made by
+            cd.extend_from_slice(&common);
+            cd.extend_from_slice(&[0; 8]); // comment len, disk, internal attrs
+            cd.extend_from_slice(&[0; 4]); // external attrs
+            cd.extend_from_slice(&off.to_le_bytes());
+            cd.extend_from_slice(name.as_bytes());
+        }
+        let cd_off = out.len() as u32;
+        out.extend_from_slice(&cd);
+        out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        let n = files.len() as u16;
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_off.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn bzip2_and_zip_inputs() {
+        let d = tempfile::tempdir().unwrap();
+        let want = data();
+        let bz = d.path().join("x.bz2");
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(&want).unwrap();
+        let mut two = e.finish().unwrap();
+        // Two streams back to back (pbzip2 writes those) read as one.
+        let again = two.clone();
+        two.extend_from_slice(&again);
+        std::fs::write(&bz, &two).unwrap();
+        let (f, got) = read_all(&bz).unwrap();
+        assert_eq!(f, "bzip2");
+        assert_eq!(got.len(), 2 * want.len());
+        assert_eq!(&got[..want.len()], &want[..]);
+
+        for method in [0u16, 8] {
+            let z = d.path().join(format!("x{method}.zip"));
+            std::fs::write(&z, zip(&[("dir/", 0, b""), ("card.img", method, &want)])).unwrap();
+            let i = ImageInput::open(&z).unwrap();
+            assert_eq!(i.inner_name.as_deref(), Some("card.img"));
+            let (f, got) = read_all(&z).unwrap();
+            assert_eq!(f, "zip");
+            assert_eq!(got, want);
+        }
+
+        let z = d.path().join("two.zip");
+        std::fs::write(&z, zip(&[("a.img", 0, b"aa"), ("b.txt", 0, b"bb")])).unwrap();
+        let e = ImageInput::open(&z).err().unwrap().to_string();
+        assert!(e.contains("2 files") && e.contains("a.img, b.txt"), "{e}");
+
+        // A flipped byte in stored data: the CRC-32 catches it at the end.
+        let mut bytes = zip(&[("card.img", 0, &want)]);
+        bytes[30 + 8 + 1000] ^= 1;
+        let z = d.path().join("bad.zip");
+        std::fs::write(&z, bytes).unwrap();
+        let e = format!("{:#}", read_all(&z).err().unwrap());
+        assert!(e.contains("damaged"), "{e}");
+
+        // Not a zip at all past its magic: an error, no panic.
+        let z = d.path().join("junk.zip");
+        std::fs::write(&z, b"PK\x03\x04junk").unwrap();
+        assert!(ImageInput::open(&z).is_err());
+    }
+
+    #[test]
+    fn skip_seeks_raw_images() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("r.img");
+        let want = data();
+        std::fs::write(&p, &want).unwrap();
+        let mut i = ImageInput::open(&p).unwrap();
+        i.set_hash_stored(false);
+        let mut b = [0u8; 10];
+        i.fill(&mut b).unwrap();
+        i.skip(100_000).unwrap();
+        i.fill(&mut b).unwrap();
+        assert_eq!(&b[..], &want[100_010..100_020]);
+        assert!(i.stored_sha256().is_err());
     }
 }
