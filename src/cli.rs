@@ -33,6 +33,8 @@ pub enum Command {
     Image(crate::cmd::image::ImageArgs),
     /// Check an image against its manifest, bmap or SHA-256, or a disk against an image
     Verify(crate::cmd::verify::VerifyArgs),
+    /// Draw read speed and bad areas of an image manifest as an SVG picture
+    ReportImage(crate::cmd::report_image::ReportImageArgs),
     /// Destructive test of a new card or SSD: real capacity (fake cards), bad areas, speed
     MediaTest(crate::cmd::media_test::MediaTestArgs),
     /// Write an image to a disk: only mapped blocks, every byte read back and compared

@@ -15,6 +15,7 @@ fn main() {
         Command::Health(a) => cmd::health::run(a, &out),
         Command::Image(a) => cmd::image::run(a, &out),
         Command::Verify(a) => cmd::verify::run(a, &out),
+        Command::ReportImage(a) => cmd::report_image::run(a, &out),
         Command::MediaTest(a) => cmd::media_test::run(a, &out),
         Command::Flash(a) => cmd::flash::run(a, &out),
         Command::Shrink(a) => cmd::shrink::run(a, &out),

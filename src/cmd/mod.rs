@@ -7,6 +7,7 @@ pub mod health;
 pub mod image;
 pub mod inspect;
 pub mod list;
+pub mod report_image;
 pub mod media_test;
 pub mod shrink;
 pub mod udev;

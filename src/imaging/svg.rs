@@ -78,7 +78,7 @@ pub fn render(m: &Manifest) -> String {
         if b.seconds <= 0.0 && b.errors == 0 {
             continue;
         }
-        let h = (sp / max).min(1.0) * PLOT_H;
+        let h = (sp / max).clamp(0.0, 1.0) * PLOT_H;
         if b.errors > 0 {
             let (x0, x1) = (x(b.start), x(b.start + b.length));
             let _ = writeln!(
