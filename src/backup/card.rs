@@ -32,6 +32,8 @@ pub struct Card {
     pub contents: DataContents,
     /// When the source is a block device: why it is in use (mounted…); empty otherwise.
     pub in_use: Vec<String>,
+    /// The data partition's bytes (shareable across threads, unlike `fs`).
+    pub window: OwnedWindow,
 }
 
 impl Card {
@@ -86,7 +88,7 @@ pub fn open(path: &Path) -> Result<Card> {
         )
     };
     let fs = data::open(
-        window,
+        window.clone(),
         &match partition {
             Some(n) => format!("{what}: data partition p{n}"),
             None => what.clone(),
@@ -111,6 +113,7 @@ pub fn open(path: &Path) -> Result<Card> {
         label,
         contents,
         in_use,
+        window,
     })
 }
 

@@ -6,7 +6,10 @@
 //! an existing result is only replaced with `force`. Modes are kept (without setuid, setgid,
 //! sticky and group/other write, like Python's `tar` filter); `.storage`, secrets and the
 //! Supervisor's token-bearing JSON files are made owner-only; each archive's top directory
-//! is 0700. Ownership is not restored: files belong to the user running lifeboat.
+//! is 0700. Ownership: run as root, files, directories and symlinks get the numeric uid/gid
+//! of their tar headers (names are not looked up: add-on data belongs to ids inside
+//! containers, not to this machine's users), unless `--no-same-owner`; otherwise, as with
+//! GNU tar, they belong to the user running lifeboat.
 
 use super::archive::{self, Backup};
 use super::check::{self, Bounded};
@@ -19,10 +22,10 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{Mode, UtimensatFlags, fchmod, futimens, mkdirat, utimensat};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{UnlinkatFlags, linkat, symlinkat, unlinkat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
 use serde::Serialize;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Options of an extraction.
@@ -37,7 +40,17 @@ pub struct Options {
     pub max_bytes: Option<u64>,
     /// Most members per archive (default 10 million).
     pub max_entries: Option<u64>,
+    /// Give members the numeric uid/gid of their headers (needs root; see [`default_same_owner`]).
+    pub same_owner: bool,
 }
+
+/// Restore ownership by default only when running as root, like GNU tar.
+pub fn default_same_owner() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Most ownership failures listed one by one (the rest are counted).
+const MAX_OWNER_WARNINGS: usize = 20;
 
 /// One extracted archive.
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +68,10 @@ pub struct Extracted {
     pub bytes: u64,
     /// Members not extracted (devices, FIFOs, unknown types), with the reason.
     pub skipped: Vec<String>,
+    /// Whether owners and groups were restored from the headers.
+    pub same_owner: bool,
+    /// Members whose owner could not be set (e.g. a target filesystem without owners).
+    pub owner_failures: Vec<String>,
 }
 
 /// The result of `extract`.
@@ -327,14 +344,20 @@ fn extract_one(
             hard_links: 0,
             bytes: 0,
             skipped: Vec::new(),
+            same_owner: opts.same_owner,
+            owner_failures: Vec::new(),
         },
+        owner_failed: 0,
     };
     let max_entries = opts.max_entries.unwrap_or(10_000_000);
     let tar_budget = budget.saturating_add(1 << 30);
     let res = std::thread::scope(|s| {
+        // Three stages: read + decrypt, inflate, and (here) tar + file writes, so the
+        // inflate thread (the slowest stage) never waits on the kernel's write path.
         let piped = super::pipe::spawn(s, plain);
+        let inflated = super::pipe::spawn(s, inner::tar_stream(Box::new(piped), &layers));
         let stream = Bounded {
-            inner: inner::tar_stream(Box::new(piped), &layers),
+            inner: Box::new(inflated),
             left: tar_budget,
         };
         inner::walk(Box::new(stream), max_entries, |e, body| w.entry(e, body))
@@ -342,6 +365,11 @@ fn extract_one(
     let n = res.map_err(|e| anyhow::anyhow!("{}", check::describe_read_error(&e)))?;
     w.ex.entries = n;
     w.finish_dirs()?;
+    let listed = w.ex.owner_failures.len() as u64;
+    if w.owner_failed > listed {
+        w.ex.owner_failures
+            .push(format!("… and {} more", w.owner_failed - listed));
+    }
     *budget = budget.saturating_sub(w.written);
     let ex = w.ex;
     drop(w.root);
@@ -350,16 +378,24 @@ fn extract_one(
     Ok(ex)
 }
 
+/// Where [`Writer::chown`] applies.
+enum Owned<'a> {
+    Fd(BorrowedFd<'a>),
+    At(BorrowedFd<'a>, &'a str),
+}
+
 struct Writer {
     root: OwnedFd,
     /// The last parent directory opened, by path.
     cache: Option<(Vec<String>, OwnedFd)>,
-    /// Directories to give their modes and times at the end.
-    dirs: Vec<(Vec<String>, u32, u64)>,
+    /// Directories to give their modes, times (and owners) at the end.
+    dirs: Vec<(Vec<String>, u32, u64, u64, u64)>,
     buf: Vec<u8>,
     written: u64,
     budget: u64,
     ex: Extracted,
+    /// Ownership failures in all (the first few are in `ex.owner_failures`).
+    owner_failed: u64,
 }
 
 fn unsafe_err(name: &str, why: impl std::fmt::Display) -> io::Error {
@@ -386,7 +422,42 @@ fn ts(mtime: u64) -> TimeSpec {
     TimeSpec::new(mtime.min(i64::MAX as u64) as i64, 0)
 }
 
+/// A header id as a system id, when it fits.
+fn ids(uid: u64, gid: u64) -> Option<(Uid, Gid)> {
+    Some((
+        Uid::from_raw(u32::try_from(uid).ok()?),
+        Gid::from_raw(u32::try_from(gid).ok()?),
+    ))
+}
+
 impl Writer {
+    /// Give `name` in `dir` (not following a symlink), or `fd` when given, the owner
+    /// `uid`:`gid`, if ownership is restored. Failures are recorded, not fatal (GNU tar
+    /// also extracts onto filesystems without owners and says so).
+    fn chown(&mut self, what: &str, at: Owned<'_>, uid: u64, gid: u64) {
+        if !self.ex.same_owner {
+            return;
+        }
+        let res = match ids(uid, gid) {
+            None => Err(format!(
+                "{what}: owner {uid}:{gid} does not fit a 32-bit id"
+            )),
+            Some((u, g)) => match at {
+                Owned::Fd(fd) => fchown(fd, Some(u), Some(g)),
+                Owned::At(dir, name) => {
+                    fchownat(dir, name, Some(u), Some(g), AtFlags::AT_SYMLINK_NOFOLLOW)
+                }
+            }
+            .map_err(|e| format!("{what}: cannot give it owner {uid}:{gid}: {e}")),
+        };
+        if let Err(m) = res {
+            self.owner_failed += 1;
+            if self.ex.owner_failures.len() < MAX_OWNER_WARNINGS {
+                self.ex.owner_failures.push(m);
+            }
+        }
+    }
+
     /// Open the directory holding `parts` (all but the last component), creating missing
     /// directories when `create`; never following a symlink.
     fn parent(&mut self, name: &str, parts: &[String], create: bool) -> io::Result<OwnedFd> {
@@ -457,7 +528,7 @@ impl Writer {
                     }
                     Err(er) => return Err(errno_io(er)),
                 }
-                self.dirs.push((parts, e.mode, e.mtime));
+                self.dirs.push((parts, e.mode, e.mtime, e.uid, e.gid));
             }
             EntryKind::File => {
                 let dir = self.parent(&e.raw_name, &parts, true)?;
@@ -492,6 +563,7 @@ impl Writer {
                     }
                     f.write_all(&self.buf[..n])?;
                 }
+                self.chown(&e.raw_name, Owned::Fd(f.as_fd()), e.uid, e.gid);
                 fchmod(f.as_fd(), file_mode(e.mode, &parts, false)).map_err(errno_io)?;
                 let t = ts(e.mtime);
                 futimens(f.as_fd(), &t, &t).map_err(errno_io)?;
@@ -514,6 +586,7 @@ impl Writer {
                     }
                     Err(er) => return Err(errno_io(er)),
                 }
+                self.chown(&e.raw_name, Owned::At(dir.as_fd(), last), e.uid, e.gid);
                 let t = ts(e.mtime);
                 let _ = utimensat(dir.as_fd(), last, &t, &t, UtimensatFlags::NoFollowSymlink);
                 self.ex.symlinks += 1;
@@ -555,7 +628,7 @@ impl Writer {
         self.cache = None;
         let mut dirs = std::mem::take(&mut self.dirs);
         dirs.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
-        for (parts, mode, mtime) in dirs {
+        for (parts, mode, mtime, uid, gid) in dirs {
             let name = parts.join("/");
             let parent = self.parent(&name, &parts, false)?;
             let fl = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC;
@@ -567,6 +640,7 @@ impl Writer {
             )
             .map_err(errno_io)
             .with_context(|| format!("{name}: cannot reopen"))?;
+            self.chown(&name, Owned::Fd(fd.as_fd()), uid, gid);
             fchmod(fd.as_fd(), file_mode(mode, &parts, true)).map_err(errno_io)?;
             let t = ts(mtime);
             futimens(fd.as_fd(), &t, &t).map_err(errno_io)?;

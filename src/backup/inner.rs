@@ -214,6 +214,9 @@ pub struct Entry {
     pub size: u64,
     pub mode: u32,
     pub mtime: u64,
+    /// Numeric owner and group from the header (pax `uid`/`gid` when present).
+    pub uid: u64,
+    pub gid: u64,
     pub link: Option<String>,
 }
 
@@ -299,6 +302,8 @@ pub fn walk(
                 size: e.size(),
                 mode: h.mode().unwrap_or(0o644),
                 mtime: h.mtime().unwrap_or(0),
+                uid: h.uid().unwrap_or(0),
+                gid: h.gid().unwrap_or(0),
                 link: e
                     .link_name_bytes()
                     .map(|l| String::from_utf8_lossy(&l).into_owned()),

@@ -13,7 +13,8 @@
 //! mounting; [`create`] makes a Supervisor-format backup from it (by Home Assistant's own
 //! exclusion [`rules`], with the recorder database checked by [`sqlite`]); [`rescue`] copies
 //! the backups it holds off it; [`report`] lists what a restore will not bring back;
-//! [`isotime`] reads and writes backup dates.
+//! [`isotime`] reads and writes backup dates. [`onimage`] opens a backup in place on such a
+//! card or image for `check`, `extract` and `decrypt`.
 
 pub mod archive;
 pub mod card;
@@ -26,6 +27,7 @@ pub mod gzip;
 pub mod inner;
 pub mod isotime;
 pub mod meta;
+pub mod onimage;
 pub mod password;
 pub mod pipe;
 pub mod report;

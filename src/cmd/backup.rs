@@ -10,7 +10,7 @@ use crate::backup::meta::BackupSummary;
 use crate::backup::password::{self, Password, PasswordSource};
 use crate::backup::securetar::{EncryptionKey, Version};
 use crate::backup::validate::Level;
-use crate::backup::{card, create, decrypt, extract, report, rescue};
+use crate::backup::{card, create, decrypt, extract, onimage, report, rescue};
 use crate::error::Outcome;
 use crate::report::{Output, SCHEMA_VERSION, Table, human_bytes};
 use anyhow::{Context, Result};
@@ -80,8 +80,12 @@ pub struct ListArgs {
 /// Arguments of `backup check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The backup .tar file
+    /// The backup .tar file, or an HAOS disk, image or device (with --slug)
     pub backup: PathBuf,
+    /// BACKUP is an HAOS disk, image, device or data partition: use its backup with this
+    /// slug, file name or path (as `backup list` shows them), read in place
+    #[arg(long, value_name = "SLUG")]
+    pub slug: Option<String>,
     #[command(flatten)]
     pub password: PasswordArgs,
     /// Stop reading an inner archive past this many uncompressed bytes (e.g. 20G)
@@ -92,8 +96,12 @@ pub struct CheckArgs {
 /// Arguments of `backup extract`.
 #[derive(Debug, Args)]
 pub struct ExtractArgs {
-    /// The backup .tar file
+    /// The backup .tar file, or an HAOS disk, image or device (with --slug)
     pub backup: PathBuf,
+    /// BACKUP is an HAOS disk, image, device or data partition: use its backup with this
+    /// slug, file name or path (as `backup list` shows them), read in place
+    #[arg(long, value_name = "SLUG")]
+    pub slug: Option<String>,
     /// Directory to extract into (created if missing)
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
@@ -106,6 +114,9 @@ pub struct ExtractArgs {
     /// Write at most this many bytes (default: the free space), e.g. 20G
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_size: Option<u64>,
+    /// Do not give files the owners in the backup (the default unless run as root)
+    #[arg(long)]
+    pub no_same_owner: bool,
     #[command(flatten)]
     pub password: PasswordArgs,
 }
@@ -113,8 +124,12 @@ pub struct ExtractArgs {
 /// Arguments of `backup decrypt`.
 #[derive(Debug, Args)]
 pub struct DecryptArgs {
-    /// The backup .tar file
+    /// The backup .tar file, or an HAOS disk, image or device (with --slug)
     pub backup: PathBuf,
+    /// BACKUP is an HAOS disk, image, device or data partition: use its backup with this
+    /// slug, file name or path (as `backup list` shows them), read in place
+    #[arg(long, value_name = "SLUG")]
+    pub slug: Option<String>,
     /// The unencrypted backup to write
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
@@ -244,6 +259,26 @@ fn get_password(p: &PasswordArgs, what: &Path, needed: bool) -> Result<Option<Pa
         return Ok(None);
     }
     password::obtain(&p.source(), &what.display().to_string())
+}
+
+/// Open the backup a command names: a backup file, or with `--slug` one on an HAOS disk,
+/// image or device. A disk or image without `--slug` is refused with the slugs it holds.
+fn open_backup(path: &Path, slug: Option<&str>) -> Result<Backup> {
+    if let Some(s) = slug {
+        return onimage::open(path, s);
+    }
+    refuse_image_without_slug(path)?;
+    Backup::open(path)
+}
+
+fn refuse_image_without_slug(path: &Path) -> Result<()> {
+    if path.is_file() && is_tar(path) {
+        return Ok(());
+    }
+    match onimage::needs_slug(path) {
+        Some(msg) => anyhow::bail!("{msg}"),
+        None => Ok(()),
+    }
 }
 
 fn needs_password(b: &Backup) -> bool {
@@ -493,12 +528,19 @@ fn run_check(a: &CheckArgs, out: &Output) -> Result<Outcome> {
     if let Some(m) = a.max_size {
         limits.max_bytes = m;
     }
-    // Open once to know whether a password is needed (only then ask for one).
-    let pw = match Backup::open(&a.backup) {
-        Ok(b) => get_password(&a.password, &a.backup, needs_password(&b))?,
-        Err(_) => None,
+    let rep = if let Some(slug) = &a.slug {
+        let b = onimage::open(&a.backup, slug)?;
+        let pw = get_password(&a.password, &a.backup, needs_password(&b))?;
+        check::check(&b, pw, limits)
+    } else {
+        refuse_image_without_slug(&a.backup)?;
+        // Open once to know whether a password is needed (only then ask for one).
+        let pw = match Backup::open(&a.backup) {
+            Ok(b) => get_password(&a.password, &a.backup, needs_password(&b))?,
+            Err(_) => None,
+        };
+        check::check_file(&a.backup, pw, limits)?
     };
-    let rep = check::check_file(&a.backup, pw, limits)?;
     if out.json {
         out.json_doc(&CheckDoc {
             schema_version: SCHEMA_VERSION,
@@ -605,13 +647,14 @@ struct ExtractDoc<'a> {
 }
 
 fn run_extract(a: &ExtractArgs, out: &Output) -> Result<Outcome> {
-    let b = Backup::open(&a.backup)?;
+    let b = open_backup(&a.backup, a.slug.as_deref())?;
     let pw = get_password(&a.password, &a.backup, needs_password(&b))?;
     let opts = extract::Options {
         only: a.only.clone(),
         force: a.force,
         max_bytes: a.max_size,
         max_entries: None,
+        same_owner: !a.no_same_owner && extract::default_same_owner(),
     };
     let rep = extract::extract(&b, &a.output, pw, &opts)?;
     if out.json {
@@ -640,6 +683,9 @@ fn run_extract(a: &ExtractArgs, out: &Output) -> Result<Outcome> {
             for k in &x.skipped {
                 let _ = writeln!(s, "  skipped {k}");
             }
+            for k in &x.owner_failures {
+                let _ = writeln!(s, "  owner not set: {k}");
+            }
         }
         let _ = writeln!(s, "backup.json → {}", rep.backup_json);
         out.text(&s);
@@ -657,7 +703,7 @@ struct DecryptDoc<'a> {
 }
 
 fn run_decrypt(a: &DecryptArgs, out: &Output) -> Result<Outcome> {
-    let b = Backup::open(&a.backup)?;
+    let b = open_backup(&a.backup, a.slug.as_deref())?;
     let pw = get_password(&a.password, &a.backup, needs_password(&b))?;
     let rep = decrypt::decrypt(&b, &a.output, pw, a.force)?;
     if out.json {

@@ -562,7 +562,7 @@ mod tests {
             cd.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
             cd.extend_from_slice(&20u16.to_le_bytes()); // made by
             cd.extend_from_slice(&common);
-            cd.extend_from_slice(&[0; 8]); // comment len, disk, internal attrs
+            cd.extend_from_slice(&[0; 6]); // comment len, disk, internal attrs
             cd.extend_from_slice(&[0; 4]); // external attrs
             cd.extend_from_slice(&off.to_le_bytes());
             cd.extend_from_slice(name.as_bytes());

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# bench-flash.sh [WORKDIR] — the `lifeboat flash` benchmark of issue 4 (not a test).
+#
+# Builds the 2 GiB HAOS-like disk of scripts/bench-image.sh (same recipe: GPT with the HAOS
+# partitions, data partition ~25 % full), makes its used-blocks image with `lifeboat image`
+# (IMG + IMG.bmap, about a quarter mapped), then flashes that image to a 2 GiB loop device
+# over a sparse file (attached --direct-io=on, so writes and reads reach the backing disk,
+# not only the page cache), one run each, the image file warm in the page cache for all:
+#   lifeboat flash (bmap, SHA-256 per range, read-back of every written byte) 
+#   bmaptool copy (bmap, SHA-256 per range, no read-back)
+#   dd oflag=direct bs=4M conv=fsync (every byte, no check)
+# and prints the times and ratios (target: lifeboat <= 1.1x bmaptool's time). Each result is
+# checked: the target's partitions must equal the image's.
+# Needs root, losetup/partx, sfdisk, mkfs.vfat+mtools, mksquashfs, mkfs.erofs, mke2fs,
+# bmaptool (apt-get install bmap-tools), and a release build (cargo build --release).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LB=${LIFEBOAT:-$HERE/target/release/lifeboat}
+W=${1:-/tmp/lifeboat-bench-flash}
+[ -x "$LB" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "needs root (loop devices)" >&2; exit 1; }
+for t in losetup partx sfdisk mkfs.vfat mcopy mksquashfs mkfs.erofs mke2fs bmaptool dd bc python3; do
+  command -v $t >/dev/null || { echo "missing $t" >&2; exit 1; }
+done
+mkdir -p "$W"; cd "$W"
+rm -rf src; mkdir -p src out
+IMG=$W/haos-2g.img
+MiB=$((1024*1024))
+
+# --- deterministic content: random (incompressible) and text-like (compressible) files
+# (the producers die of SIGPIPE when head has enough: that is expected, hence `|| true`)
+rnd() { (openssl enc -aes-128-ctr -nosalt -pass pass:"$1" -in /dev/zero 2>/dev/null || true) | head -c "$2"; }
+command -v openssl >/dev/null || rnd() { head -c "$2" /dev/urandom; }
+txt() { (yes "$1 sensor.temperature state_changed 21.5 °C attributes friendly_name unit_of_measurement" || true) | head -c "$2"; }
+
+if [ ! -e "$IMG.done" ]; then
+  echo "building $IMG ..."
+  rm -f "$IMG"; truncate -s 2G "$IMG"
+  sfdisk -q "$IMG" <<'SF'
+label: gpt
+size=32MiB, type=uefi, name="hassos-boot"
+size=24MiB, type=linux, name="hassos-kernel0"
+size=256MiB, type=linux, name="hassos-system0"
+size=24MiB, type=linux, name="hassos-kernel1"
+size=256MiB, type=linux, name="hassos-system1"
+size=8MiB, type=linux, name="hassos-bootstate"
+size=96MiB, type=linux, name="hassos-overlay"
+type=linux, name="hassos-data"
+SF
+  start() { sfdisk -J "$IMG" | python3 -c "import json,sys;print(json.load(sys.stdin)['partitiontable']['partitions'][$1-1]['start'])"; }
+  size() { sfdisk -J "$IMG" | python3 -c "import json,sys;print(json.load(sys.stdin)['partitiontable']['partitions'][$1-1]['size'])"; }
+  put() { dd if="$2" of="$IMG" bs=512 seek="$(start $1)" conv=notrunc,sparse status=none; }
+  # boot: FAT16 with a few files
+  truncate -s 32M src/boot.vfat; mkfs.vfat -F 16 -n HASSOS-BOOT src/boot.vfat >/dev/null
+  rnd boot 6000000 > src/Image; txt cmdline 300 > src/cmdline.txt
+  mcopy -i src/boot.vfat src/Image src/cmdline.txt ::; put 1 src/boot.vfat
+  # kernels: squashfs of a 10 MB kernel; systems: EROFS of 150 MB mixed content
+  mkdir -p src/k src/sys/usr/lib; rnd kernel 10000000 > src/k/Image
+  mksquashfs src/k src/kernel.sqfs -comp lzo -noappend -quiet >/dev/null; put 2 src/kernel.sqfs; put 4 src/kernel.sqfs
+  rnd system 90000000 > src/sys/usr/lib/libbig.so; txt sys 60000000 > src/sys/usr/lib/python.txt
+  mkfs.erofs -zlz4hc src/system.erofs src/sys >/dev/null 2>&1; put 3 src/system.erofs; put 5 src/system.erofs
+  # bootstate: U-Boot env sized area, mostly zeros
+  # overlay and data: ext4, data ~25 % used
+  mkdir -p src/ov/etc; txt hostname 4096 > src/ov/etc/hostname
+  mke2fs -q -F -t ext4 -L hassos-overlay -d src/ov src/overlay.ext4 96M; put 7 src/overlay.ext4
+  DATA_BYTES=$(( $(size 8) * 512 ))
+  mkdir -p src/data/supervisor/homeassistant src/data/supervisor/backup src/data/docker
+  rnd db 120000000 > src/data/supervisor/homeassistant/home-assistant_v2.db
+  txt log 60000000 > src/data/supervisor/homeassistant/home-assistant.log
+  rnd backup 150000000 > src/data/supervisor/backup/full.tar
+  for i in $(seq 1 20); do rnd "layer$i" 2500000 > src/data/docker/layer$i; txt "cfg$i" 500000 > src/data/docker/cfg$i; done
+  mke2fs -q -F -t ext4 -L hassos-data -d src/data src/data.ext4 $((DATA_BYTES / 1024))k; put 8 src/data.ext4
+  rm -rf src; touch "$IMG.done"
+fi
+
+
+# The used-blocks image and its bmap, made once.
+if [ ! -e out/used.img.done ]; then
+  rm -f out/used.img*
+  S=$(losetup -f --show -r "$IMG")
+  "$LB" image -q "$S" -o out/used.img
+  losetup -d "$S"
+  touch out/used.img.done
+fi
+U=$W/out/used.img
+SIZE=$(stat -c %s "$U")
+MAPPED=$(python3 -c "import json;print(json.load(open('$U.manifest.json'))['mapped_bytes'])")
+
+rm -f target.bin; truncate -s 2G target.bin
+T=$(losetup -f --show --direct-io=on target.bin)
+cleanup() { partx -d "$T" 2>/dev/null || true; losetup -d "$T"; }
+trap cleanup EXIT
+
+t() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); echo "$e - $s" | bc; }
+blank() { dd if=/dev/zero of="$T" bs=1M count=1 oflag=direct status=none; partx -d "$T" 2>/dev/null || true; }
+check() { # the target's partitions equal the image's
+  sfdisk -J "$U" | python3 -c "
+import json,sys
+for p in json.load(sys.stdin)['partitiontable']['partitions']: print(p['start'], p['size'])" |
+  while read -r s n; do
+    cmp -s <(dd if="$U" bs=512 skip="$s" count="$n" status=none) \
+           <(dd if="$T" bs=512 skip="$s" count="$n" iflag=direct status=none) ||
+      { echo "MISMATCH after $1 at sector $s" >&2; exit 1; }
+  done
+}
+cat "$U" > /dev/null   # the image warm in the page cache for every tool
+echo "image: $SIZE bytes, $MAPPED mapped ($(python3 -c "print(f'{$MAPPED/$SIZE*100:.0f}')") %); target $T (2 GiB, direct-io loop), $(nproc) cores"
+
+blank; TL=$(t "$LB" flash -q --yes "$U" "$T"); check lifeboat
+blank; TB=$(t bmaptool -q copy --bmap "$U.bmap" "$U" "$T"); check bmaptool
+blank; TD=$(t dd if="$U" of="$T" bs=4M oflag=direct conv=fsync status=none); check dd
+# lifeboat's phases, from its JSON (a second run)
+blank; "$LB" flash --json --yes "$U" "$T" > flash.json 2>/dev/null
+PH=$(python3 -c "
+import json; t=json.load(open('flash.json'))['timings']
+print(f\"write {t['write_s']:.2f} s, read-back {t['readback_s']:.2f} s, total {t['total_s']:.2f} s\")")
+
+r() { python3 -c "print(f'{$1:.2f}')"; }
+echo
+echo "| run | time | ratio |"
+echo "|---|---|---|"
+echo "| lifeboat flash (bmap, read-back included) | ${TL} s | $(r "$TL/$TB")× bmaptool's time (target ≤ 1.1) |"
+echo "| bmaptool copy (bmap, no read-back) | ${TB} s | 1.00 |"
+echo "| dd oflag=direct bs=4M conv=fsync (every byte) | ${TD} s | $(r "$TD/$TB")× bmaptool's time |"
+echo
+echo "lifeboat's phases (second run): $PH"
