@@ -149,6 +149,66 @@ fn ata_self_test_log_verdicts() {
 }
 
 #[test]
+fn ata_extended_logs_from_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    // Extended self-test log, two pages: the newest descriptor (index 20: page 2, first
+    // slot) an extended test with a read failure at 48-bit LBA 0x1_0000_0010.
+    let mut b = vec![0u8; 1024];
+    b[0] = 1;
+    b[2] = 20;
+    let d = &mut b[512 + 4..512 + 30];
+    d[0] = 2;
+    d[1] = 0x70;
+    d[2..4].copy_from_slice(&3000u16.to_le_bytes());
+    d[5..11].copy_from_slice(&0x1_0000_0010u64.to_le_bytes()[..6]);
+    let p = write(dir.path(), "sda.ata-ext-selftest-log.bin", &b);
+    let (code, doc) = json(&[
+        "--from-raw",
+        p.to_str().unwrap(),
+        "--type",
+        "ata-ext-selftest-log",
+    ]);
+    assert_eq!(code, FAIL, "{doc:#}");
+    let l = &doc["devices"][0]["ata"]["ext_self_test_log"];
+    assert_eq!(l["kind"], "extended");
+    assert_eq!(l["entries"][0]["failing_lba"], 0x1_0000_0010u64);
+    assert!(doc["devices"][0]["ata"]["self_test_log"].is_null());
+    let (_, text, _) = health(&[
+        "--from-raw",
+        p.to_str().unwrap(),
+        "--type",
+        "ata-ext-selftest-log",
+    ]);
+    assert!(
+        text.contains("self-test log (extended, revision 1), newest first:"),
+        "{text}"
+    );
+    // Extended comprehensive error log, one page, no errors: nothing to say.
+    let mut b = vec![0u8; 512];
+    b[0] = 1;
+    seal(&mut b);
+    let p = write(dir.path(), "sda.ata-ext-error-log.bin", &b);
+    let (code, doc) = json(&[
+        "--from-raw",
+        p.to_str().unwrap(),
+        "--type",
+        "ata-ext-error-log",
+    ]);
+    assert_eq!(code, 0, "{doc:#}");
+    assert_eq!(doc["devices"][0]["ata"]["ext_error_log"]["count"], 0);
+    // Not whole pages: refused.
+    let p = write(dir.path(), "x.bin", &b[..500]);
+    let (code, _, err) = health(&[
+        "--from-raw",
+        p.to_str().unwrap(),
+        "--type",
+        "ata-ext-error-log",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("whole 512-byte pages"), "{err}");
+}
+
+#[test]
 fn ata_error_log_warns_with_count_and_latest() {
     // Summary error log: two entries (slots 1 and 2, newest index 2) of 14 errors over the
     // drive's life; the newest an uncorrectable read (UNC) at LBA 0x0123456 during READ DMA

@@ -340,7 +340,10 @@ pub fn render(reports: &[DeviceReport]) -> String {
                     );
                 }
             }
-            if let Some(l) = &a.self_test_log {
+            for l in [&a.self_test_log, &a.ext_self_test_log]
+                .into_iter()
+                .flatten()
+            {
                 if l.entries.is_empty() {
                     let _ = writeln!(
                         s,
@@ -371,7 +374,7 @@ pub fn render(reports: &[DeviceReport]) -> String {
                     }
                 }
             }
-            if let Some(l) = &a.error_log {
+            for l in [&a.error_log, &a.ext_error_log].into_iter().flatten() {
                 if l.count == 0 && l.entries.is_empty() {
                     let _ = writeln!(
                         s,

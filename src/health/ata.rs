@@ -60,6 +60,8 @@ pub struct Identify {
     pub rotation_rate: u16,
     /// Word 169 bit 0: TRIM supported.
     pub trim: bool,
+    /// Words 84 and 87 bit 5: the General Purpose Logging feature set (READ LOG EXT).
+    pub gp_logging: bool,
     /// Byte 510 = 0xA5 and all 512 bytes sum to 0; `None` when no signature is present.
     pub checksum_ok: Option<bool>,
 }
@@ -110,6 +112,9 @@ pub fn parse_identify(b: &[u8]) -> Result<Identify> {
         logical_sector_size,
         rotation_rate: word(b, 217),
         trim: word(b, 169) & 1 != 0,
+        gp_logging: [84, 87]
+            .iter()
+            .any(|&w| word(b, w) & 0xC000 == 0x4000 && word(b, w) & (1 << 5) != 0),
         checksum_ok,
     })
 }
@@ -616,6 +621,21 @@ pub fn host_writes(model: &str, attrs: &[Attribute]) -> Option<(u64, Option<u128
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gp_logging_from_words_84_and_87() {
+        let mut b = vec![0u8; 512];
+        b[54] = b'X'; // a model, so the page is not all zeros
+        assert!(!parse_identify(&b).unwrap().gp_logging);
+        // Word 84 = 0x4020: valid (bits 15:14 = 01) with bit 5 set.
+        b[168..170].copy_from_slice(&0x4020u16.to_le_bytes());
+        assert!(parse_identify(&b).unwrap().gp_logging);
+        // Bit 5 without the validity pattern does not count.
+        b[168..170].copy_from_slice(&0x0020u16.to_le_bytes());
+        assert!(!parse_identify(&b).unwrap().gp_logging);
+        b[174..176].copy_from_slice(&0x4020u16.to_le_bytes());
+        assert!(parse_identify(&b).unwrap().gp_logging);
+    }
 
     /// SMART READ DATA from the QEMU AHCI disk (shared/fixtures/qemu-oracle/run4).
     pub(crate) fn qemu_smart_data() -> Vec<u8> {

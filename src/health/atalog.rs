@@ -15,6 +15,18 @@ pub const SUMMARY_ERROR_LOG: u8 = 0x01;
 pub const EXT_COMPREHENSIVE_ERROR_LOG: u8 = 0x03;
 pub const SELF_TEST_LOG: u8 = 0x06;
 pub const EXT_SELF_TEST_LOG: u8 = 0x07;
+/// The General Purpose log directory (READ LOG EXT address 0).
+pub const GP_LOG_DIRECTORY: u8 = 0x00;
+
+/// Pages the GP log directory lists for log `addr` (word `addr`; word 0 is the version).
+/// 0 when the log is absent or the directory is short or empty.
+pub fn gp_log_pages(dir: &[u8], addr: u8) -> u16 {
+    let i = 2 * usize::from(addr);
+    if addr == 0 || dir.len() < PAGE || u16le(dir, 0) == 0 {
+        return 0;
+    }
+    u16le(dir, i)
+}
 
 const PAGE: usize = 512;
 
@@ -760,6 +772,21 @@ mod tests {
         assert_eq!(e.commands[0].command_name, "WRITE FPDMA QUEUED");
         assert_eq!(e.commands[0].timestamp_ms, 77);
         assert!(parse_ext_error_log(&p[..100]).is_err());
+    }
+
+    #[test]
+    fn gp_directory() {
+        let mut d = vec![0u8; 512];
+        assert_eq!(gp_log_pages(&d, EXT_COMPREHENSIVE_ERROR_LOG), 0);
+        d[0] = 1;
+        d[2 * 0x03] = 4;
+        d[2 * 0x07] = 1;
+        d[2 * 0x80 + 1] = 1; // host-specific log 0x80: 256 pages
+        assert_eq!(gp_log_pages(&d, EXT_COMPREHENSIVE_ERROR_LOG), 4);
+        assert_eq!(gp_log_pages(&d, EXT_SELF_TEST_LOG), 1);
+        assert_eq!(gp_log_pages(&d, 0x80), 256);
+        assert_eq!(gp_log_pages(&d, GP_LOG_DIRECTORY), 0);
+        assert_eq!(gp_log_pages(&d[..100], EXT_SELF_TEST_LOG), 0);
     }
 
     #[test]

@@ -156,6 +156,11 @@ pub struct AtaReport {
     pub error_log: Option<atalog::ErrorLog>,
     /// SMART self-test log (log 0x06), when the drive supports self-tests.
     pub self_test_log: Option<atalog::SelfTestLog>,
+    /// Extended comprehensive error log (GP log 0x03, READ LOG EXT), when the drive has
+    /// the General Purpose Logging feature set and lists the log in its directory.
+    pub ext_error_log: Option<atalog::ErrorLog>,
+    /// Extended self-test log (GP log 0x07).
+    pub ext_self_test_log: Option<atalog::SelfTestLog>,
     /// libatasmart's overall class for the same data (as `skdump` prints it).
     pub libatasmart_overall: Option<ata::Overall>,
     pub quirks: ata::Quirks,

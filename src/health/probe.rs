@@ -413,9 +413,75 @@ fn probe_sat(
         }
     };
     let via = if use12 { "sat12" } else { "sat16" };
+    // General Purpose logs (READ LOG EXT is 48-bit: PT(16) only), when IDENTIFY says the
+    // drive has them and its log directory lists them. A failure here is noted, not a
+    // problem: the SMART logs above carry the same history.
+    let (mut ext_error, mut ext_self_test) = (None, None);
+    if !use12 && parsed.as_ref().is_some_and(|p| p.gp_logging) {
+        use super::atalog::{EXT_COMPREHENSIVE_ERROR_LOG, EXT_SELF_TEST_LOG, GP_LOG_DIRECTORY};
+        match read_log_ext(&f, GP_LOG_DIRECTORY, 1) {
+            Ok(dir) => {
+                for (addr, max, kind, slot) in [
+                    (
+                        EXT_COMPREHENSIVE_ERROR_LOG,
+                        16,
+                        RawKind::AtaExtErrorLog,
+                        &mut ext_error,
+                    ),
+                    (
+                        EXT_SELF_TEST_LOG,
+                        4,
+                        RawKind::AtaExtSelfTestLog,
+                        &mut ext_self_test,
+                    ),
+                ] {
+                    let n = super::atalog::gp_log_pages(&dir, addr).min(max);
+                    if n == 0 {
+                        continue;
+                    }
+                    match read_log_ext(&f, addr, n) {
+                        Ok(b) => {
+                            r.raw_pages.push((kind.name(), b.clone()));
+                            *slot = Some(b);
+                        }
+                        Err(why) => r.reasons.push(Finding::info(format!(
+                            "READ LOG EXT of log 0x{addr:02x} failed ({why}); the SMART log is used"
+                        ))),
+                    }
+                }
+            }
+            Err(why) => r.reasons.push(Finding::info(format!(
+                "the drive has General Purpose logs, but READ LOG EXT of the log directory \
+                 failed ({why}); the SMART logs are used"
+            ))),
+        }
+    }
     raw::apply_ata(r, Some(&id), data.as_deref(), thr.as_deref(), status, via);
-    if error_log.is_some() || self_tests.is_some() {
-        raw::apply_ata_logs(r, error_log.as_deref(), self_tests.as_deref());
+    let logs = raw::AtaLogs {
+        error_log: error_log.as_deref(),
+        self_test: self_tests.as_deref(),
+        ext_error_log: ext_error.as_deref(),
+        ext_self_test: ext_self_test.as_deref(),
+    };
+    if logs.error_log.is_some()
+        || logs.self_test.is_some()
+        || logs.ext_error_log.is_some()
+        || logs.ext_self_test.is_some()
+    {
+        raw::apply_ata_logs(r, logs);
+    }
+}
+
+/// READ LOG EXT of `pages` pages of General Purpose log `addr` from page 0, through
+/// ATA PASS-THROUGH (16).
+fn read_log_ext(f: &File, addr: u8, pages: u16) -> Result<Vec<u8>, String> {
+    let mut b = vec![0u8; 512 * usize::from(pages)];
+    let cdb = sat::AtaCommand::read_log_ext_cdb16(addr, 0, pages);
+    let out = sg::sg_io(f, &cdb, DataDir::FromDevice(&mut b), SG_TIMEOUT_MS)
+        .map_err(|e| e.to_string())?;
+    match sat::judge(&out) {
+        sat::PtResult::Ok(_) => Ok(b),
+        other => Err(format!("{other:?}")),
     }
 }
 

@@ -22,6 +22,10 @@ pub enum RawKind {
     AtaErrorLog,
     /// SMART self-test log (log address 0x06).
     AtaSelfTestLog,
+    /// Extended comprehensive error log (GP log 0x03), whole pages.
+    AtaExtErrorLog,
+    /// Extended self-test log (GP log 0x07), whole pages.
+    AtaExtSelfTestLog,
     /// libatasmart `skdump --save` blob (IDENTIFY, status, data, thresholds together).
     AtaBlob,
     NvmeIdentify,
@@ -45,6 +49,8 @@ pub const KIND_NAMES: &[&str] = &[
     "ata-thresholds",
     "ata-error-log",
     "ata-selftest-log",
+    "ata-ext-error-log",
+    "ata-ext-selftest-log",
     "ata-blob",
     "nvme-identify",
     "nvme-smart",
@@ -73,6 +79,8 @@ impl RawKind {
             "ata-thresholds" => RawKind::AtaThresholds,
             "ata-error-log" => RawKind::AtaErrorLog,
             "ata-selftest-log" => RawKind::AtaSelfTestLog,
+            "ata-ext-error-log" => RawKind::AtaExtErrorLog,
+            "ata-ext-selftest-log" => RawKind::AtaExtSelfTestLog,
             "ata-blob" => RawKind::AtaBlob,
             "nvme-identify" => RawKind::NvmeIdentify,
             "nvme-smart" => RawKind::NvmeSmart,
@@ -100,6 +108,8 @@ impl RawKind {
             RawKind::AtaThresholds => "ata-thresholds".into(),
             RawKind::AtaErrorLog => "ata-error-log".into(),
             RawKind::AtaSelfTestLog => "ata-selftest-log".into(),
+            RawKind::AtaExtErrorLog => "ata-ext-error-log".into(),
+            RawKind::AtaExtSelfTestLog => "ata-ext-selftest-log".into(),
             RawKind::AtaBlob => "ata-blob".into(),
             RawKind::NvmeIdentify => "nvme-identify".into(),
             RawKind::NvmeSmart => "nvme-smart".into(),
@@ -212,30 +222,56 @@ pub fn apply_ata(
     r.ata = Some(a);
 }
 
-/// Decode the SMART error log (0x01) and self-test log (0x06) into the ATA section, with
-/// their findings.
-pub fn apply_ata_logs(r: &mut DeviceReport, error_log: Option<&[u8]>, self_test: Option<&[u8]>) {
+/// The ATA log pages read from one drive (any may be missing).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AtaLogs<'a> {
+    /// SMART summary error log (0x01).
+    pub error_log: Option<&'a [u8]>,
+    /// SMART self-test log (0x06).
+    pub self_test: Option<&'a [u8]>,
+    /// Extended comprehensive error log (GP 0x03), whole pages.
+    pub ext_error_log: Option<&'a [u8]>,
+    /// Extended self-test log (GP 0x07), whole pages.
+    pub ext_self_test: Option<&'a [u8]>,
+}
+
+/// Decode the ATA error and self-test logs into the ATA section, with their findings
+/// (from the extended log of each kind when there is one: it has 48-bit LBAs and more
+/// entries; else from the SMART log).
+pub fn apply_ata_logs(r: &mut DeviceReport, logs: AtaLogs) {
     let dev = r.device.clone();
     let mut problems = Vec::new();
-    let el = error_log.and_then(|b| match atalog::parse_summary_error_log(b) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            problems.push(format!("{dev}: {e:#}"));
-            None
-        }
-    });
-    let st = self_test.and_then(|b| match atalog::parse_self_test_log(b) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            problems.push(format!("{dev}: {e:#}"));
-            None
-        }
-    });
+    let mut decode = |b: Option<&[u8]>, f: fn(&[u8]) -> Result<atalog::ErrorLog>| {
+        b.and_then(|b| match f(b) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                problems.push(format!("{dev}: {e:#}"));
+                None
+            }
+        })
+    };
+    let el = decode(logs.error_log, atalog::parse_summary_error_log);
+    let xel = decode(logs.ext_error_log, atalog::parse_ext_error_log);
+    let mut decode_st = |b: Option<&[u8]>, f: fn(&[u8]) -> Result<atalog::SelfTestLog>| {
+        b.and_then(|b| match f(b) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                problems.push(format!("{dev}: {e:#}"));
+                None
+            }
+        })
+    };
+    let st = decode_st(logs.self_test, atalog::parse_self_test_log);
+    let xst = decode_st(logs.ext_self_test, atalog::parse_ext_self_test_log);
     for (what, ok) in [
         ("SMART error log", el.as_ref().and_then(|l| l.checksum_ok)),
         (
             "SMART self-test log",
             st.as_ref().and_then(|l| l.checksum_ok),
+        ),
+        (
+            "extended comprehensive error log",
+            xel.as_ref().and_then(|l| l.checksum_ok),
         ),
     ] {
         if ok == Some(false) {
@@ -244,21 +280,27 @@ pub fn apply_ata_logs(r: &mut DeviceReport, error_log: Option<&[u8]>, self_test:
             ));
         }
     }
-    if el.is_some() || st.is_some() {
+    if el.is_some() || st.is_some() || xel.is_some() || xst.is_some() {
         r.has_health_data = true;
     }
-    r.reasons
-        .extend(verdict::ata_log_findings(el.as_ref(), st.as_ref()));
+    r.reasons.extend(verdict::ata_log_findings(
+        xel.as_ref().or(el.as_ref()),
+        xst.as_ref().or(st.as_ref()),
+    ));
     r.problems.extend(problems);
     let a = r.ata.get_or_insert_with(|| AtaReport {
         via: "file".into(),
         ..Default::default()
     });
-    if el.is_some() {
-        a.error_log = el;
+    for (slot, v) in [(&mut a.error_log, el), (&mut a.ext_error_log, xel)] {
+        if v.is_some() {
+            *slot = v;
+        }
     }
-    if st.is_some() {
-        a.self_test_log = st;
+    for (slot, v) in [(&mut a.self_test_log, st), (&mut a.ext_self_test_log, xst)] {
+        if v.is_some() {
+            *slot = v;
+        }
     }
 }
 
@@ -533,6 +575,8 @@ pub fn from_raw(path: &Path, kind_name: &str, this_year: u16) -> Result<DeviceRe
         | RawKind::AtaThresholds
         | RawKind::AtaErrorLog
         | RawKind::AtaSelfTestLog
+        | RawKind::AtaExtErrorLog
+        | RawKind::AtaExtSelfTestLog
         | RawKind::AtaBlob => Source::Sat,
         RawKind::NvmeIdentify
         | RawKind::NvmeSmart
@@ -580,11 +624,44 @@ pub fn from_raw(path: &Path, kind_name: &str, this_year: u16) -> Result<DeviceRe
         }
         RawKind::AtaErrorLog => {
             strict("SMART error log", 512)?;
-            apply_ata_logs(&mut r, Some(&b), None)
+            apply_ata_logs(
+                &mut r,
+                AtaLogs {
+                    error_log: Some(&b),
+                    ..Default::default()
+                },
+            )
         }
         RawKind::AtaSelfTestLog => {
             strict("SMART self-test log", 512)?;
-            apply_ata_logs(&mut r, None, Some(&b))
+            apply_ata_logs(
+                &mut r,
+                AtaLogs {
+                    self_test: Some(&b),
+                    ..Default::default()
+                },
+            )
+        }
+        RawKind::AtaExtErrorLog | RawKind::AtaExtSelfTestLog => {
+            if b.is_empty() || b.len() % 512 != 0 {
+                bail!(
+                    "{}: {} bytes, but an extended log is whole 512-byte pages",
+                    path.display(),
+                    b.len()
+                );
+            }
+            let logs = if kind == RawKind::AtaExtErrorLog {
+                AtaLogs {
+                    ext_error_log: Some(&b),
+                    ..Default::default()
+                }
+            } else {
+                AtaLogs {
+                    ext_self_test: Some(&b),
+                    ..Default::default()
+                }
+            };
+            apply_ata_logs(&mut r, logs)
         }
         RawKind::AtaBlob => {
             let blob = ata::parse_blob(&b).with_context(|| path.display().to_string())?;

@@ -82,6 +82,33 @@ impl AtaCommand {
         c
     }
 
+    /// ATA PASS-THROUGH (16) of READ LOG EXT (0x2F, 48-bit, PIO data-in): `pages` pages of
+    /// General Purpose log `addr` from page `page`. Log address in LBA(7:0), page number in
+    /// LBA(15:8) and LBA(39:32), page count in COUNT. There is no 12-byte form (it cannot
+    /// carry 48-bit registers).
+    pub fn read_log_ext_cdb16(addr: u8, page: u16, pages: u16) -> [u8; 16] {
+        let [page_lo, page_hi] = page.to_le_bytes();
+        let [count_lo, count_hi] = pages.to_le_bytes();
+        [
+            0x85,
+            ((Protocol::PioDataIn as u8) << 1) | 1, // extend: 48-bit command
+            (1 << 3) | (1 << 2) | 2,                // t_dir in, blocks, length in COUNT
+            0,
+            0,
+            count_hi,
+            count_lo,
+            0,
+            addr,
+            page_hi,
+            page_lo,
+            0,
+            0,
+            0,
+            0x2F,
+            0,
+        ]
+    }
+
     fn byte1_2(&self) -> (u8, u8) {
         let proto = self.protocol as u8;
         let data_in = matches!(self.protocol, Protocol::PioDataIn);
@@ -429,6 +456,15 @@ mod tests {
         assert_eq!(
             AtaCommand::SMART_RETURN_STATUS.cdb12().to_vec(),
             hex("a1 06 20 da 00 00 4f c2 00 b0 00 00")
+        );
+        // READ LOG EXT of the GP log directory, and of two pages of log 0x03 from page 1.
+        assert_eq!(
+            AtaCommand::read_log_ext_cdb16(0x00, 0, 1).to_vec(),
+            hex("85 09 0e 00 00 00 01 00 00 00 00 00 00 00 2f 00")
+        );
+        assert_eq!(
+            AtaCommand::read_log_ext_cdb16(0x03, 0x0201, 2).to_vec(),
+            hex("85 09 0e 00 00 00 02 00 03 02 01 00 00 00 2f 00")
         );
         // SMART READ LOG: log address in LBA low (the QEMU test reads 0x01 and 0x06 so).
         assert_eq!(
