@@ -34,7 +34,6 @@ run mmc.cmd56.json lifeboat health --json --cmd56 sandisk /dev/mmcblk0
 run mmc.cmd56-twostep-refused.json lifeboat health --json --cmd56 two-step /dev/mmcblk0
 run mmc.cmd56-twostep.json lifeboat health --json --cmd56 two-step --cmd56-write /dev/mmcblk0
 run mmc.emmc-refused.json lifeboat health --json --type emmc /dev/mmcblk0
-cat /sys/kernel/debug/mmc0/err_stats > $S/mmc.err_stats 2>/dev/null
 # Every disk, text and JSON.
 run all.lifeboat.txt lifeboat health
 run all.lifeboat.json lifeboat health --json
@@ -60,5 +59,7 @@ i=0; while [ ! -e $S/qom-done ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); don
 run nvme-crit.lifeboat.json lifeboat health --json /dev/nvme0n1
 run nvme-crit.nvmecli.json nvme smart-log -o json /dev/nvme0
 run nvme-crit.smartctl.json smartctl -j -a /dev/nvme0
+# The SD host's error counters after every command of the run (no CMD8 timeout).
+cat /sys/kernel/debug/mmc0/err_stats > $S/mmc.err_stats 2>/dev/null
 dmesg | tail -40 > $S/dmesg.txt
 echo guest done
