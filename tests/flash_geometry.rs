@@ -536,3 +536,71 @@ fn shrink_refusals() {
     assert_eq!(code, 1);
     assert!(stderr.contains("not a block device"), "{stderr}");
 }
+
+#[test]
+fn shrink_reports_fsck_fixes() {
+    let Some(dir) = shrink_ready("shrink_reports_fsck_fixes") else {
+        return;
+    };
+    if !common::have("debugfs") {
+        eprintln!("skipped shrink_reports_fsck_fixes: debugfs missing");
+        return;
+    }
+    let work = tmpdir("fsck");
+    let img = work.0.join("damaged.img");
+    let size = std::fs::metadata(dir.join("rpi4.img")).unwrap().len();
+    copy_to(&dir.join("rpi4.img"), &img, size);
+    // Wrong free counts in the data superblock (p8 at LBA 149504, 131072 sectors).
+    let part = work.0.join("p8.img");
+    let dd = |args: &[String]| {
+        let st = Command::new("dd").args(args).status().unwrap();
+        assert!(st.success());
+    };
+    dd(&[
+        format!("if={}", img.display()),
+        format!("of={}", part.display()),
+        "bs=512".into(),
+        "skip=149504".into(),
+        "count=131072".into(),
+        "status=none".into(),
+    ]);
+    let o = Command::new("debugfs")
+        .args(["-w", "-R", "ssv free_blocks_count 12345"])
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    dd(&[
+        format!("if={}", part.display()),
+        format!("of={}", img.display()),
+        "bs=512".into(),
+        "seek=149504".into(),
+        "conv=notrunc".into(),
+        "status=none".into(),
+    ]);
+    std::fs::remove_file(&part).unwrap();
+    let out = work.0.join("fixed.img");
+    let (code, stdout, stderr) = common::run(&[
+        "--json",
+        "shrink",
+        img.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--size",
+        &(size - 4 * MIB).to_string(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let rep: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rep["fsck_fixed"], true, "{rep}");
+    assert!(
+        rep["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("e2fsck -f -y fixed")),
+        "{rep}"
+    );
+    // The input was not touched: its superblock still carries the wrong count.
+    let (_, v) = common::inspect_json(&img);
+    assert_eq!(v["data"]["free_bytes"], 12345u64 * 4096, "{}", v["data"]);
+}

@@ -20,7 +20,7 @@ device: needs root); the partition tables (GPT with its backup at the new end,
 hybrid or DOS MBR) are rewritten to match and OUT is cut to the target size.
 The input is never changed. Refused, with the sizes, when the data does not fit.")]
 pub struct ShrinkArgs {
-    /// Image file: raw, .img.zst, .img.gz or .img.xz (recognised by content)
+    /// Image file: raw, .zst, .gz, .xz, .bz2 or .zip with one image (by content)
     pub image: PathBuf,
     /// Where to write the shrunk raw image
     #[arg(short, long, value_name = "OUT.img")]

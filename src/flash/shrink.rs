@@ -1,5 +1,5 @@
-//! `lifeboat shrink`: make an image fit a slightly smaller card or SSD. The image (raw, .zst,
-//! .gz or .xz) is copied into a sparse temp file next to the output; its ext4 data partition
+//! `lifeboat shrink`: make an image fit a slightly smaller card or SSD. The image (any format
+//! `ImageInput` reads) is copied into a sparse temp file next to the output; its ext4 data partition
 //! (which must be the last one) is checked with `e2fsck -f -y` and shrunk offline with
 //! `resize2fs` through a loop device over the temp file (`losetup --offset --sizelimit`); the
 //! tables are then rewritten by [`geometry`](super::geometry) (GPT entry, LastUsableLBA,
@@ -291,7 +291,7 @@ pub fn shrink(input: &Path, output: &Path, opts: &ShrinkOptions) -> Result<Shrin
         let lp = Loop::attach(&tmp.path, start_b, old_b, false)?;
         let dev = lp.dev.to_string_lossy().into_owned();
         let (code, text) = run_tool("e2fsck", &["-f", "-y", &dev])?;
-        if code >= 4 || code < 0 {
+        if !(0..4).contains(&code) {
             bail!(
                 "e2fsck could not repair the data filesystem (exit {code}): {}; not shrinking",
                 last_lines(&text, 4)
