@@ -169,7 +169,8 @@ pub struct AtaReport {
 /// NVMe health.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NvmeReport {
-    /// `ioctl`, `sntjmicron`, `sntasmedia`, `sntrealtek` or `file`.
+    /// `ioctl`, `sntjmicron`, `sntasmedia`, `sntrealtek`, `file`, or `hwmon` (only the
+    /// kernel's temperature sensor was read).
     pub via: String,
     pub identify: Option<nvme::IdentifyController>,
     pub smart_log: Option<nvme::SmartLog>,
