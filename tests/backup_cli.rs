@@ -718,3 +718,269 @@ fn haos_fixture_v2_backup_checks_extracts_and_decrypts() {
         "{c:#}"
     );
 }
+
+#[test]
+fn backup_on_an_haos_image_is_read_in_place() {
+    let Some(dir) = common::fixtures_or_skip("backup_on_an_haos_image_is_read_in_place") else {
+        return;
+    };
+    let img = dir.join("rpi4.img");
+    let tmp = tempfile::tempdir().unwrap();
+    let pf = pwfile(tmp.path(), "lifeboat-fixture-pw");
+    // Without --slug: refused, naming the slugs to choose from.
+    let (code, _, err) = run(&["backup", "check", s(&img), "--no-prompt"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--slug") && err.contains("a519c354") && err.contains("ee61b670"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["backup", "check", s(&img), "--slug", "nope"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no backup 'nope'") && err.contains("a519c354"),
+        "{err}"
+    );
+    // By slug, by file name and by path: the same backup.
+    for wanted in [
+        "a519c354",
+        "a519c354.tar",
+        "/supervisor/backup/a519c354.tar",
+    ] {
+        let (code, c, _) = json(&[
+            "backup",
+            "check",
+            s(&img),
+            "--slug",
+            wanted,
+            "--password-file",
+            s(&pf),
+        ]);
+        assert_eq!(code, 0, "{wanted}: {c:#}");
+        assert_eq!(c["password"], "correct");
+        assert!(
+            c["path"]
+                .as_str()
+                .unwrap()
+                .ends_with(":/supervisor/backup/a519c354.tar"),
+            "{c:#}"
+        );
+        assert!(
+            c["archives"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["ok"] == true && a["encryption"] == 2),
+            "{c:#}"
+        );
+    }
+    // A wrong password is found without copying anything.
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir(&bad).unwrap();
+    let badpf = pwfile(&bad, "not-the-password");
+    let (code, c, _) = json(&[
+        "backup",
+        "check",
+        s(&img),
+        "--slug",
+        "a519c354",
+        "--password-file",
+        s(&badpf),
+    ]);
+    assert_ne!(code, 0);
+    assert_eq!(c["password"], "wrong", "{c:#}");
+    // Extract in place = extract of a copy taken off the image by debugfs.
+    let x = tmp.path().join("x");
+    let (code, _, err) = run(&[
+        "backup",
+        "extract",
+        s(&img),
+        "--slug",
+        "a519c354",
+        "-o",
+        s(&x),
+        "--password-file",
+        s(&pf),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(x.join("homeassistant/data/configuration.yaml").is_file());
+    if common::have("debugfs") {
+        let copy = tmp.path().join("copy.tar");
+        dump_from_image(&img, "/supervisor/backup/a519c354.tar", &copy).unwrap();
+        let y = tmp.path().join("y");
+        let (code, _, err) = run(&[
+            "backup",
+            "extract",
+            s(&copy),
+            "-o",
+            s(&y),
+            "--password-file",
+            s(&pf),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(tree(&x), tree(&y));
+    } else {
+        eprintln!("debugfs missing: the comparison with a copied-off backup is skipped");
+    }
+    // Decrypt in place: a plain backup that checks.
+    let d = tmp.path().join("d.tar");
+    let (code, _, err) = run(&[
+        "backup",
+        "decrypt",
+        s(&img),
+        "--slug",
+        "a519c354",
+        "-o",
+        s(&d),
+        "--password-file",
+        s(&pf),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, c, _) = json(&["backup", "check", s(&d)]);
+    assert_eq!(
+        (code, c["password"].as_str()),
+        (0, Some("not_needed")),
+        "{c:#}"
+    );
+    // The same on a (read-only) loop device of the image.
+    match common::can_loop() {
+        Err(why) => eprintln!("loop device part skipped: {why}"),
+        Ok(()) => {
+            let dev = common::LoopDev::attach(&img, true).unwrap();
+            let (code, c, _) = json(&["backup", "check", s(&dev.dev), "--slug", "ee61b670"]);
+            assert_eq!(code, 0, "{c:#}");
+            assert_eq!(c["verdict"], "ok", "{c:#}");
+        }
+    }
+}
+
+/// Every file and symlink under `dir`: relative path → content or link target.
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            let md = p.symlink_metadata().unwrap();
+            if md.is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                out.push((rel, t.as_os_str().as_encoded_bytes().to_vec()));
+            } else if md.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn extract_as_root_restores_owners_unless_no_same_owner() {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        eprintln!("skipped extract_as_root_restores_owners: needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let mut add = |name: &str,
+                   kind: tar::EntryType,
+                   uid: u64,
+                   gid: u64,
+                   mode: u32,
+                   data: &[u8],
+                   link: Option<&str>| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(1_763_000_000);
+        if let Some(l) = link {
+            h.set_link_name(l).unwrap();
+        }
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add(
+        "data",
+        tar::EntryType::Directory,
+        2222,
+        3333,
+        0o755,
+        b"",
+        None,
+    );
+    add(
+        "data/owned.txt",
+        tar::EntryType::Regular,
+        1234,
+        5678,
+        0o640,
+        b"mine\n",
+        None,
+    );
+    add(
+        "data/link",
+        tar::EntryType::Symlink,
+        4321,
+        8765,
+        0o777,
+        b"",
+        Some("owned.txt"),
+    );
+    add(
+        "data/root.txt",
+        tar::EntryType::Regular,
+        0,
+        0,
+        0o644,
+        b"root\n",
+        None,
+    );
+    let inner = b.into_inner().unwrap().finish().unwrap();
+    let backup = tmp.path().join("owners.tar");
+    outer(&backup, "./backup.json", &inner);
+    let ids = |p: &Path| {
+        let m = p.symlink_metadata().unwrap();
+        (m.uid(), m.gid())
+    };
+    let x = tmp.path().join("x");
+    let (code, v, err) = json(&["backup", "extract", s(&backup), "-o", s(&x)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["archives"][0]["same_owner"], true, "{v:#}");
+    assert_eq!(
+        v["archives"][0]["owner_failures"],
+        serde_json::json!([]),
+        "{v:#}"
+    );
+    let h = x.join("homeassistant/data");
+    assert_eq!(ids(&h), (2222, 3333));
+    assert_eq!(ids(&h.join("owned.txt")), (1234, 5678));
+    assert_eq!(ids(&h.join("link")), (4321, 8765), "the symlink itself");
+    assert_eq!(ids(&h.join("root.txt")), (0, 0));
+    assert_eq!(
+        h.join("owned.txt").metadata().unwrap().mode() & 0o777,
+        0o640,
+        "chown before chmod keeps the mode"
+    );
+    // --no-same-owner: everything belongs to the user running lifeboat (root here).
+    let y = tmp.path().join("y");
+    let (code, v, err) = json(&[
+        "backup",
+        "extract",
+        s(&backup),
+        "-o",
+        s(&y),
+        "--no-same-owner",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["archives"][0]["same_owner"], false, "{v:#}");
+    let h = y.join("homeassistant/data");
+    for p in [h.clone(), h.join("owned.txt"), h.join("link")] {
+        assert_eq!(ids(&p), (0, 0), "{}", p.display());
+    }
+}
