@@ -896,8 +896,8 @@ mod tests {
         img
     }
 
-    fn table(d: &Vec<u8>) -> crate::table::PartitionTable {
-        crate::table::read_table(d, 512).unwrap()
+    fn table(d: &[u8]) -> crate::table::PartitionTable {
+        crate::table::read_table(&d.to_vec(), 512).unwrap()
     }
 
     #[test]
