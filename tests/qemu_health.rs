@@ -608,6 +608,12 @@ fn health_in_a_qemu_guest_matches_smartctl_and_nvme_cli() {
         text.contains("verdict: PASS") && text.contains("verdict: UNKNOWN"),
         "{text}"
     );
+    assert!(
+        text.contains("NVMe error log: no errors logged (1 entry read)")
+            && text.contains("self-test log (standard, revision 1): no self-tests logged")
+            && text.contains("error log (summary, revision 1): no errors logged"),
+        "{text}"
+    );
 
     // ---- Permissions.
     let err = std::fs::read_to_string(s.join("nonroot.txt.err")).unwrap();

@@ -268,8 +268,9 @@ pub fn render(reports: &[DeviceReport]) -> String {
                     None => {
                         let _ = writeln!(
                             s,
-                            "  NVMe error log: no errors logged ({} entries read)",
-                            e.entries_read
+                            "  NVMe error log: no errors logged ({} entr{} read)",
+                            e.entries_read,
+                            if e.entries_read == 1 { "y" } else { "ies" }
                         );
                     }
                     Some(l) => {
