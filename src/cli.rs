@@ -39,6 +39,8 @@ pub enum Command {
     MediaTest(crate::cmd::media_test::MediaTestArgs),
     /// Write an image to a disk: only mapped blocks, every byte read back and compared
     Flash(crate::cmd::flash::FlashArgs),
+    /// Copy one disk onto another (old card to new card or SSD): used blocks, read back
+    Clone(crate::cmd::clone::CloneArgs),
     /// Shrink an image's data partition and tables to fit a slightly smaller disk
     Shrink(crate::cmd::shrink::ShrinkArgs),
     /// udev rules: keep desktops from mounting HAOS media, stable /dev names

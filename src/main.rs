@@ -18,6 +18,7 @@ fn main() {
         Command::ReportImage(a) => cmd::report_image::run(a, &out),
         Command::MediaTest(a) => cmd::media_test::run(a, &out),
         Command::Flash(a) => cmd::flash::run(a, &out),
+        Command::Clone(a) => cmd::clone::run(a, &out),
         Command::Shrink(a) => cmd::shrink::run(a, &out),
         Command::Udev(a) => cmd::udev::run(a, &out),
     };

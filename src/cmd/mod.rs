@@ -2,6 +2,7 @@
 //! [`report::Output`](crate::report::Output), and returns an [`Outcome`](crate::error::Outcome).
 
 pub mod backup;
+pub mod clone;
 pub mod flash;
 pub mod health;
 pub mod image;
