@@ -19,6 +19,12 @@ _lifeboat() {
             lifeboat,backup)
                 cmd="lifeboat__subcmd__backup"
                 ;;
+            lifeboat,clone)
+                cmd="lifeboat__subcmd__clone"
+                ;;
+            lifeboat,flash)
+                cmd="lifeboat__subcmd__flash"
+                ;;
             lifeboat,health)
                 cmd="lifeboat__subcmd__health"
                 ;;
@@ -33,6 +39,15 @@ _lifeboat() {
                 ;;
             lifeboat,list)
                 cmd="lifeboat__subcmd__list"
+                ;;
+            lifeboat,media-test)
+                cmd="lifeboat__subcmd__media__subcmd__test"
+                ;;
+            lifeboat,report-image)
+                cmd="lifeboat__subcmd__report__subcmd__image"
+                ;;
+            lifeboat,shrink)
+                cmd="lifeboat__subcmd__shrink"
                 ;;
             lifeboat,udev)
                 cmd="lifeboat__subcmd__udev"
@@ -91,6 +106,12 @@ _lifeboat() {
             lifeboat__subcmd__help,backup)
                 cmd="lifeboat__subcmd__help__subcmd__backup"
                 ;;
+            lifeboat__subcmd__help,clone)
+                cmd="lifeboat__subcmd__help__subcmd__clone"
+                ;;
+            lifeboat__subcmd__help,flash)
+                cmd="lifeboat__subcmd__help__subcmd__flash"
+                ;;
             lifeboat__subcmd__help,health)
                 cmd="lifeboat__subcmd__help__subcmd__health"
                 ;;
@@ -105,6 +126,15 @@ _lifeboat() {
                 ;;
             lifeboat__subcmd__help,list)
                 cmd="lifeboat__subcmd__help__subcmd__list"
+                ;;
+            lifeboat__subcmd__help,media-test)
+                cmd="lifeboat__subcmd__help__subcmd__media__subcmd__test"
+                ;;
+            lifeboat__subcmd__help,report-image)
+                cmd="lifeboat__subcmd__help__subcmd__report__subcmd__image"
+                ;;
+            lifeboat__subcmd__help,shrink)
+                cmd="lifeboat__subcmd__help__subcmd__shrink"
                 ;;
             lifeboat__subcmd__help,udev)
                 cmd="lifeboat__subcmd__help__subcmd__udev"
@@ -155,7 +185,7 @@ _lifeboat() {
 
     case "${cmd}" in
         lifeboat)
-            opts="-q -h -V --json --quiet --help --version list inspect backup health image verify udev help"
+            opts="-q -h -V --json --quiet --help --version list inspect backup health image verify report-image media-test flash clone shrink udev help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,12 +213,16 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__backup__subcmd__check)
-            opts="-q -h --password-file --emergency-kit --no-prompt --max-size --json --quiet --help"
+            opts="-q -h --slug --password-file --emergency-kit --no-prompt --max-size --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --slug)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --password-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -255,12 +289,16 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__backup__subcmd__decrypt)
-            opts="-o -q -h --output --force --password-file --emergency-kit --no-prompt --json --quiet --help"
+            opts="-o -q -h --slug --output --force --password-file --emergency-kit --no-prompt --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --slug)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -285,12 +323,16 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__backup__subcmd__extract)
-            opts="-o -q -h --output --only --force --max-size --password-file --emergency-kit --no-prompt --json --quiet --help"
+            opts="-o -q -h --slug --output --only --force --max-size --no-same-owner --password-file --emergency-kit --no-prompt --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --slug)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -514,6 +556,58 @@ _lifeboat() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        lifeboat__subcmd__clone)
+            opts="-y -q -h --all --grow --retries --read-retries --timeout --mapfile --force --yes --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --read-retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mapfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__flash)
+            opts="-y -q -h --bmap --no-bmap --grow --retries --yes --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bmap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         lifeboat__subcmd__health)
             opts="-d -q -h --type --raw-out --from-raw --cmd56 --cmd56-write --sysfs-only --sysfs-root --json --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -553,7 +647,7 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__help)
-            opts="list inspect backup health image verify udev help"
+            opts="list inspect backup health image verify report-image media-test flash clone shrink udev help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -678,6 +772,34 @@ _lifeboat() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        lifeboat__subcmd__help__subcmd__clone)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__help__subcmd__flash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         lifeboat__subcmd__help__subcmd__health)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -735,6 +857,48 @@ _lifeboat() {
             return 0
             ;;
         lifeboat__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__help__subcmd__media__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__help__subcmd__report__subcmd__image)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__help__subcmd__shrink)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -886,6 +1050,72 @@ _lifeboat() {
             fi
             case "${prev}" in
                 --sysfs-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__media__subcmd__test)
+            opts="-q -h --quick --yes --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__report__subcmd__image)
+            opts="-o -q -h --output --force --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        lifeboat__subcmd__shrink)
+            opts="-o -q -h --output --size --to --force --json --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -34,6 +34,11 @@ complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "backup" -d 'Home 
 complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "health" -d 'Wear and health of SD cards, eMMC, NVMe and SATA/USB disks, with a verdict'
 complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "image" -d 'Copy a disk into a hashed, compressed image of its used blocks, rescuing bad sectors'
 complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "verify" -d 'Check an image against its manifest, bmap or SHA-256, or a disk against an image'
+complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "report-image" -d 'Draw read speed and bad areas of an image manifest as an SVG picture'
+complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "media-test" -d 'Destructive test of a new card or SSD: real capacity (fake cards), bad areas, speed'
+complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "flash" -d 'Write an image to a disk: only mapped blocks, every byte read back and compared'
+complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "clone" -d 'Copy one disk onto another (old card to new card or SSD): used blocks, read back'
+complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "shrink" -d 'Shrink an image\'s data partition and tables to fit a slightly smaller disk'
 complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "udev" -d 'udev rules: keep desktops from mounting HAOS media, stable /dev names'
 complete -c lifeboat -n "__fish_lifeboat_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand list" -l sysfs-root -d 'Read sysfs, /proc and /dev under this root instead of / (for tests)' -r -F
@@ -59,6 +64,7 @@ complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and not __fish
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from list" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from check" -l slug -d 'BACKUP is an HAOS disk, image, device or data partition: use its backup with this slug, file name or path (as `backup list` shows them), read in place' -r
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from check" -l password-file -d 'Read the password from the first line of FILE (\'-\' = standard input)' -r -F
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from check" -l emergency-kit -d 'Take the key from a Home Assistant backup emergency-kit file' -r -F
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from check" -l max-size -d 'Stop reading an inner archive past this many uncompressed bytes (e.g. 20G)' -r
@@ -66,16 +72,19 @@ complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_see
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from check" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -l slug -d 'BACKUP is an HAOS disk, image, device or data partition: use its backup with this slug, file name or path (as `backup list` shows them), read in place' -r
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -s o -l output -d 'Directory to extract into (created if missing)' -r -F
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -l only -d 'Only these archives: homeassistant, an add-on slug, share, ssl, media…' -r
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -l max-size -d 'Write at most this many bytes (default: the free space), e.g. 20G' -r
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -l password-file -d 'Read the password from the first line of FILE (\'-\' = standard input)' -r -F
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -l emergency-kit -d 'Take the key from a Home Assistant backup emergency-kit file' -r -F
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -l force -d 'Replace what an earlier extraction left in DIR'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -l no-same-owner -d 'Do not give files the owners in the backup (the default unless run as root)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -l no-prompt -d 'Never prompt for a password on the terminal'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from extract" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from decrypt" -l slug -d 'BACKUP is an HAOS disk, image, device or data partition: use its backup with this slug, file name or path (as `backup list` shows them), read in place' -r
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from decrypt" -s o -l output -d 'The unencrypted backup to write' -r -F
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from decrypt" -l password-file -d 'Read the password from the first line of FILE (\'-\' = standard input)' -r -F
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand backup; and __fish_seen_subcommand_from decrypt" -l emergency-kit -d 'Take the key from a Home Assistant backup emergency-kit file' -r -F
@@ -175,6 +184,42 @@ complete -c lifeboat -n "__fish_lifeboat_using_subcommand verify" -l no-sidecars
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand verify" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand verify" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand report-image" -s o -l output -d 'SVG file to write' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand report-image" -l force -d 'Overwrite an existing output file'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand report-image" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand report-image" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand report-image" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand media-test" -l quick -d 'Sample a few hundred places instead of every byte (finds fake capacity in seconds)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand media-test" -l yes -d 'Do not ask for confirmation (needed without a terminal)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand media-test" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand media-test" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand media-test" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand flash" -l bmap -d 'bmap file (lifeboat\'s or bmaptool\'s) giving the ranges to write (default: IMAGE.bmap beside the image)' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand flash" -l retries -d 'Rewrites of a range that reads back wrong before giving up' -r
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand flash" -l no-bmap -d 'Write every byte of the image, even when a bmap is beside it'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand flash" -l grow -d 'Also grow the data partition to fill a larger disk (HAOS grows its filesystem)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand flash" -s y -l yes -d 'Do not ask for confirmation (for scripts; check the device name first)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand flash" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand flash" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand flash" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -l retries -d 'Rewrites of a range that reads back wrong on the target before giving up' -r
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -l read-retries -d 'Re-reads of each unreadable source sector before it is zero-filled' -r
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -l timeout -d 'Give up on a source read after this long (0: wait for the kernel)' -r
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -l mapfile -d 'Also write a GNU ddrescue mapfile of the source read to FILE' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -l all -d 'Copy every sector of the source, not only the used blocks'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -l grow -d 'Also grow the data partition to fill a larger target (HAOS grows its filesystem)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -l force -d 'Clone a source mounted read-write, and overwrite an existing --mapfile'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -s y -l yes -d 'Do not ask for confirmation (for scripts; check the device names first)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand clone" -s h -l help -d 'Print help'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand shrink" -s o -l output -d 'Where to write the shrunk raw image' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand shrink" -l size -d 'Size of the target in bytes (K, M, G suffixes: binary units)' -r
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand shrink" -l to -d 'Take the size from this disk (only read: opened read-only for its size)' -r -F
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand shrink" -l force -d 'Replace OUT if it exists'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand shrink" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand shrink" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand shrink" -s h -l help -d 'Print help'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand udev; and not __fish_seen_subcommand_from install help" -l json -d 'Print machine-readable JSON on stdout instead of text (see docs/json.md)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand udev; and not __fish_seen_subcommand_from install help" -s q -l quiet -d 'Print nothing but errors (the exit status still tells the result)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand udev; and not __fish_seen_subcommand_from install help" -s h -l help -d 'Print help'
@@ -188,14 +233,19 @@ complete -c lifeboat -n "__fish_lifeboat_using_subcommand udev; and __fish_seen_
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand udev; and __fish_seen_subcommand_from install" -s h -l help -d 'Print help'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand udev; and __fish_seen_subcommand_from help" -f -a "install" -d 'Install the rules that keep desktops from mounting HAOS media'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand udev; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify udev help" -f -a "list" -d 'List disks: size, transport, model, in use, Home Assistant OS or not'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify udev help" -f -a "inspect" -d 'Show what is on a disk or image: table, board, OS slots, data, backups'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify udev help" -f -a "backup" -d 'Home Assistant backups: list, check, extract, decrypt (SecureTar v1/v2/v3)'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify udev help" -f -a "health" -d 'Wear and health of SD cards, eMMC, NVMe and SATA/USB disks, with a verdict'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify udev help" -f -a "image" -d 'Copy a disk into a hashed, compressed image of its used blocks, rescuing bad sectors'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify udev help" -f -a "verify" -d 'Check an image against its manifest, bmap or SHA-256, or a disk against an image'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify udev help" -f -a "udev" -d 'udev rules: keep desktops from mounting HAOS media, stable /dev names'
-complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify udev help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "list" -d 'List disks: size, transport, model, in use, Home Assistant OS or not'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "inspect" -d 'Show what is on a disk or image: table, board, OS slots, data, backups'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "backup" -d 'Home Assistant backups: list, check, extract, decrypt (SecureTar v1/v2/v3)'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "health" -d 'Wear and health of SD cards, eMMC, NVMe and SATA/USB disks, with a verdict'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "image" -d 'Copy a disk into a hashed, compressed image of its used blocks, rescuing bad sectors'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "verify" -d 'Check an image against its manifest, bmap or SHA-256, or a disk against an image'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "report-image" -d 'Draw read speed and bad areas of an image manifest as an SVG picture'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "media-test" -d 'Destructive test of a new card or SSD: real capacity (fake cards), bad areas, speed'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "flash" -d 'Write an image to a disk: only mapped blocks, every byte read back and compared'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "clone" -d 'Copy one disk onto another (old card to new card or SSD): used blocks, read back'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "shrink" -d 'Shrink an image\'s data partition and tables to fit a slightly smaller disk'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "udev" -d 'udev rules: keep desktops from mounting HAOS media, stable /dev names'
+complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and not __fish_seen_subcommand_from list inspect backup health image verify report-image media-test flash clone shrink udev help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from backup" -f -a "list" -d 'List backups on an HAOS disk or image, in a directory, or given as files'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from backup" -f -a "check" -d 'Restore drill: read every part of a backup as Home Assistant would'
 complete -c lifeboat -n "__fish_lifeboat_using_subcommand help; and __fish_seen_subcommand_from backup" -f -a "extract" -d 'Decrypt and unpack a backup into a directory, safely'
