@@ -404,6 +404,20 @@ fn shrink_family(dir: &Path, fam: &str, compress: bool) {
         .status()
         .unwrap();
     assert!(st.success());
+    // The kernel's view of the card's new table, and e2fsck -f on its data partition.
+    let _ = Command::new("partx").arg("-a").arg(&lo.dev).output();
+    let _ = Command::new("partx").arg("-u").arg(&lo.dev).output();
+    let o = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(lo.part(data_n))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{fam}: e2fsck -fn on the card's p{data_n}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     let (code, on_card) = common::inspect_json(&lo.dev);
     assert_eq!(code, 0, "{fam}: {on_card}");
     assert_eq!(

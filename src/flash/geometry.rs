@@ -983,6 +983,37 @@ mod tests {
         assert_eq!(t.partition(2).unwrap().size_lba, end - 4096);
     }
 
+    #[test]
+    fn hybrid_entry_mirroring_data_follows_a_shrink() {
+        let mut img = gpt_image(8, true);
+        let sectors = 8 * 2048u64;
+        // A third hybrid entry mirroring the data partition (LBA 4096 .. end-2048).
+        let mbr = build_mbr(
+            0,
+            &[
+                (false, 0x0C, 2048, 2048),
+                (false, 0xEE, 1, 33),
+                (false, 0x83, 4096, (sectors - 2048 - 4096) as u32),
+            ],
+        );
+        img[..512].copy_from_slice(&mbr);
+        let n = img.len() as u64;
+        let l = Layout::read(&img, n, 512).unwrap();
+        let target = 6 * MIB;
+        let (end, _) = l.max_data_end(target).unwrap();
+        let f = l.plan(target, DataPlan::EndAt(end)).unwrap();
+        let d = apply(&img, target, &f);
+        let t = table(&d);
+        assert!(t.problems.is_empty(), "{:?}", t.problems);
+        let e = t.mbr_entries.iter().find(|e| e.type_byte == 0x83).unwrap();
+        assert_eq!(u64::from(e.start_lba + e.size_lba), end);
+        // The 0x0C and 0xEE entries are untouched.
+        assert_eq!(d[446..478], img[446..478]);
+        // Growing keeps the hybrid MBR byte for byte.
+        let g = l.plan(32 * MIB, DataPlan::Grow).unwrap();
+        assert!(g.writes.iter().all(|(off, _)| *off != 0));
+    }
+
     /// A DOS image like ODROID: p1 boot, p2 extended with logicals p5, p6; p3 primary;
     /// p4 data primary last. `data_logical` puts data in the last logical instead.
     fn dos_image(mib: u64, data_logical: bool) -> Vec<u8> {
