@@ -210,6 +210,14 @@ pub struct SmartData {
     pub checksum_ok: bool,
 }
 
+impl SmartData {
+    /// Offline data collection capability bit 4: the drive runs self-tests (and keeps the
+    /// SMART self-test log, address 0x06).
+    pub fn self_test_supported(&self) -> bool {
+        self.offline_capability & (1 << 4) != 0
+    }
+}
+
 fn checksum_ok(b: &[u8]) -> bool {
     b[..PAGE].iter().fold(0u8, |s, &x| s.wrapping_add(x)) == 0
 }
@@ -621,6 +629,19 @@ pub fn host_writes(model: &str, attrs: &[Attribute]) -> Option<(u64, Option<u128
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Which SMART logs lifeboat asks for: QEMU's disk says error logging (byte 370 bit 0)
+    /// and self-tests (byte 367 bit 4); a page without those bits gets neither.
+    #[test]
+    fn log_capabilities() {
+        let d = parse_smart_data(&qemu_smart_data()).unwrap();
+        assert!(d.error_logging && d.self_test_supported());
+        let mut b = qemu_smart_data();
+        b[367] &= !(1 << 4);
+        b[370] = 0;
+        let d = parse_smart_data(&b).unwrap();
+        assert!(!d.error_logging && !d.self_test_supported());
+    }
 
     #[test]
     fn gp_logging_from_words_84_and_87() {

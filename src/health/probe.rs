@@ -372,7 +372,7 @@ fn probe_sat(
     });
     let self_tests = caps
         .as_ref()
-        .filter(|c| c.offline_capability & (1 << 4) != 0)
+        .filter(|c| c.self_test_supported())
         .and_then(|_| {
             read_page(
                 &sat::AtaCommand::smart_read_log(super::atalog::SELF_TEST_LOG),
