@@ -10,6 +10,8 @@ use clap::Args;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// Arguments of `shrink`.
 #[derive(Debug, Args)]
@@ -121,6 +123,16 @@ pub fn run(a: &ShrinkArgs, out: &Output) -> Result<Outcome> {
         (None, Some(n)) => (n, "--size".to_string()),
         (None, None) => bail!("give the target size with --size BYTES or --to DEVICE"),
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        // The first signal stops at the next step and cleans up; a second ends at once.
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+    }
     let rep = shrink::shrink(
         &a.image,
         &a.output,
@@ -128,6 +140,7 @@ pub fn run(a: &ShrinkArgs, out: &Output) -> Result<Outcome> {
             target_size,
             target_desc,
             force: a.force,
+            stop: Some(stop),
         },
     )?;
     if out.json {

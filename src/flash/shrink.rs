@@ -17,6 +17,8 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What `shrink` was asked to do.
 #[derive(Debug, Clone)]
@@ -27,6 +29,21 @@ pub struct ShrinkOptions {
     pub target_desc: String,
     /// Replace an existing output file.
     pub force: bool,
+    /// Set (by a signal handler) to stop: the temp copy is removed, loop devices detached.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl ShrinkOptions {
+    fn check_stop(&self) -> Result<()> {
+        if self
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+        {
+            bail!("interrupted; the temp copy was removed and no output written");
+        }
+        Ok(())
+    }
 }
 
 /// What `shrink` did.
@@ -144,10 +161,16 @@ pub fn parse_min_blocks(out: &str) -> Option<u64> {
 
 /// Copy the image into `dst` (created new), skipping all-zero blocks so it stays sparse.
 /// Returns the image size.
-fn copy_sparse(input: &mut ImageInput, dst: &File, dst_path: &Path) -> Result<u64> {
+fn copy_sparse(
+    input: &mut ImageInput,
+    dst: &File,
+    dst_path: &Path,
+    opts: &ShrinkOptions,
+) -> Result<u64> {
     let mut buf = vec![0u8; 1 << 20];
     let mut off = 0u64;
     loop {
+        opts.check_stop()?;
         let n = input.fill(&mut buf)?;
         if n == 0 {
             break;
@@ -207,7 +230,7 @@ pub fn shrink(input: &Path, output: &Path, opts: &ShrinkOptions) -> Result<Shrin
                 tmp.path.display()
             )
         })?;
-    let image_size = copy_sparse(&mut inp, &file, &tmp.path)?;
+    let image_size = copy_sparse(&mut inp, &file, &tmp.path, opts)?;
     let target = opts.target_size;
     if target >= image_size {
         bail!(
@@ -288,6 +311,7 @@ pub fn shrink(input: &Path, output: &Path, opts: &ShrinkOptions) -> Result<Shrin
     };
 
     if fs_old > new_b {
+        opts.check_stop()?;
         let lp = Loop::attach(&tmp.path, start_b, old_b, false)?;
         let dev = lp.dev.to_string_lossy().into_owned();
         let (code, text) = run_tool("e2fsck", &["-f", "-y", &dev])?;
@@ -304,6 +328,7 @@ pub fn shrink(input: &Path, output: &Path, opts: &ShrinkOptions) -> Result<Shrin
                 last_lines(&text, 3)
             ));
         }
+        opts.check_stop()?;
         let (code, text) = run_tool("resize2fs", &["-P", &dev])?;
         let min_blocks = parse_min_blocks(&text).filter(|_| code == 0);
         let Some(min_blocks) = min_blocks else {
@@ -327,7 +352,9 @@ pub fn shrink(input: &Path, output: &Path, opts: &ShrinkOptions) -> Result<Shrin
                 layout.target_size_for_end(need_end)
             );
         }
+        opts.check_stop()?;
         let (code, text) = run_tool("resize2fs", &[&dev, &new_blocks.to_string()])?;
+        opts.check_stop()?;
         if code != 0 {
             bail!(
                 "resize2fs failed (exit {code}): {}; the input image is unchanged",
@@ -344,6 +371,7 @@ pub fn shrink(input: &Path, output: &Path, opts: &ShrinkOptions) -> Result<Shrin
     }
 
     // The tables, then the length.
+    opts.check_stop()?;
     let fit = {
         let r = FileReader::new(file.try_clone()?, image_size);
         let layout = Layout::read(&r, image_size, ss)?;
@@ -371,6 +399,7 @@ pub fn shrink(input: &Path, output: &Path, opts: &ShrinkOptions) -> Result<Shrin
             );
         }
     }
+    opts.check_stop()?;
     drop(file);
     std::fs::rename(&tmp.path, output).with_context(|| {
         format!(
@@ -410,6 +439,7 @@ mod tests {
                 target_size: 1 << 20,
                 target_desc: "--size".into(),
                 force: false,
+                stop: None,
             },
         )
         .unwrap_err();
