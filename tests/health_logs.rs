@@ -148,6 +148,35 @@ fn ata_self_test_log_verdicts() {
     assert!(err.contains("a SMART error log page is 512 bytes"), "{err}");
 }
 
+/// Without a self-test log (a bridge that refuses READ LOG, a saved SMART page), the SMART
+/// data's self-test execution status byte still tells a failed last test.
+#[test]
+fn smart_data_self_test_status_without_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = vec![0u8; 512];
+    b[0] = 1;
+    b[363] = 0x72; // read failure, 20% left
+    seal(&mut b);
+    let p = write(dir.path(), "sda.ata-smart.bin", &b);
+    let (code, doc) = json(&["--from-raw", p.to_str().unwrap(), "--type", "ata-smart"]);
+    assert_eq!(code, FAIL, "{doc:#}");
+    assert_eq!(doc["devices"][0]["ata"]["self_test_status"], 0x72);
+    assert_eq!(
+        doc["devices"][0]["reasons"][0]["text"],
+        "self-test execution status: the last self-test failed (Completed: read failure)"
+    );
+    b[363] = 0x00;
+    seal(&mut b);
+    let p = write(dir.path(), "sda.ata-smart.bin", &b);
+    let (_, doc) = json(&["--from-raw", p.to_str().unwrap(), "--type", "ata-smart"]);
+    assert!(
+        !doc["devices"][0]["reasons"]
+            .to_string()
+            .contains("self-test"),
+        "{doc:#}"
+    );
+}
+
 #[test]
 fn ata_extended_logs_from_pages() {
     let dir = tempfile::tempdir().unwrap();

@@ -187,6 +187,8 @@ pub fn apply_ata(
                     r.device
                 ));
             }
+            r.reasons
+                .extend(verdict::self_test_status_finding(d.self_test_status));
             a.smart_data_revision = Some(d.revision);
             a.smart_data_checksum_ok = Some(d.checksum_ok);
             a.offline_status = Some(d.offline_status);
@@ -282,6 +284,11 @@ pub fn apply_ata_logs(r: &mut DeviceReport, logs: AtaLogs) {
     }
     if el.is_some() || st.is_some() || xel.is_some() || xst.is_some() {
         r.has_health_data = true;
+    }
+    if st.is_some() || xst.is_some() {
+        // The log says more (which test, when, where) than the SMART data's status byte.
+        r.reasons
+            .retain(|f| !f.text.starts_with(verdict::SELF_TEST_STATUS_PREFIX));
     }
     r.reasons.extend(verdict::ata_log_findings(
         xel.as_ref().or(el.as_ref()),

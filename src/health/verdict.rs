@@ -146,6 +146,27 @@ pub fn nvme_findings(log: &SmartLog, id: Option<&IdentifyController>) -> Vec<Fin
     v
 }
 
+/// How findings from the SMART data's self-test execution status begin (the self-test log,
+/// when read, replaces them).
+pub const SELF_TEST_STATUS_PREFIX: &str = "self-test execution status: ";
+
+/// ATA SMART data byte 363 (high nibble result, low nibble tenths left), for drives whose
+/// self-test log was not read: the last self-test failed → fail; one running → info.
+pub fn self_test_status_finding(status: u8) -> Option<Finding> {
+    let result = status >> 4;
+    let text = super::atalog::result_text(result);
+    match result {
+        3..=8 => Some(Finding::fail(format!(
+            "{SELF_TEST_STATUS_PREFIX}the last self-test failed ({text})"
+        ))),
+        15 => Some(Finding::info(format!(
+            "{SELF_TEST_STATUS_PREFIX}a self-test is running, {}% left",
+            (status & 0x0F).saturating_mul(10)
+        ))),
+        _ => None,
+    }
+}
+
 /// ATA logs: the newest completed self-test failed → fail; an older failure a later test
 /// passed after → info; errors in the error log → warn with the count and the latest.
 pub fn ata_log_findings(err: Option<&ErrorLog>, st: Option<&SelfTestLog>) -> Vec<Finding> {
@@ -498,6 +519,23 @@ mod tests {
         assert_eq!(decide(&f, true), Verdict::Warn);
         assert!(f[0].text.starts_with("2 entries in the NVMe error log, 1 of them media errors; the latest (#4): unrecovered read error"), "{}", f[0].text);
         assert!(nvme_log_findings(Some(&parse_error_log(&[0u8; 64]).unwrap()), None).is_empty());
+    }
+
+    #[test]
+    fn self_test_status_byte() {
+        let f = self_test_status_finding(0x72).unwrap();
+        assert_eq!(f.severity, Severity::Fail);
+        assert_eq!(
+            f.text,
+            "self-test execution status: the last self-test failed (Completed: read failure)"
+        );
+        assert_eq!(
+            self_test_status_finding(0xF7).unwrap().text,
+            "self-test execution status: a self-test is running, 70% left"
+        );
+        for ok in [0x00, 0x17, 0x20, 0x11] {
+            assert!(self_test_status_finding(ok).is_none(), "{ok:#x}");
+        }
     }
 
     #[test]
