@@ -676,3 +676,91 @@ fn refusals_write_nothing() {
         }
     }
 }
+
+#[test]
+fn confirmation_on_a_terminal() {
+    let test = "confirmation_on_a_terminal";
+    if !skip_unless_loop(test) {
+        return;
+    }
+    if !have("script") {
+        eprintln!("skipped {test}: script (util-linux) missing");
+        return;
+    }
+    let d = tmp();
+    let img = d.path().join("tty.img");
+    let want = marked(&img, 16 * MIB);
+    let lo = LoopDev::attach(&img, false).unwrap();
+    let bin = env!("CARGO_BIN_EXE_lifeboat");
+    let typed = |answer: &str| {
+        let mut c = Command::new("script")
+            .args(["-qec"])
+            .arg(format!("{bin} media-test --quick {}", lo.dev.display()))
+            .arg("/dev/null")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = c.stdin.take().unwrap();
+        stdin.write_all(answer.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        drop(stdin);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = typed("no\n");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("WILL BE DESTROYED") && text.contains("not confirmed"),
+        "{text}"
+    );
+    assert!(text.contains("loop device over"), "{text}");
+    assert_eq!(std::fs::read(&img).unwrap(), want);
+    let (code, text) = typed("yes\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Verdict: PASS"), "{text}");
+    drop(lo);
+    assert!(blank(&img, 0, MIB) && blank(&img, 15 * MIB, MIB));
+}
+
+#[test]
+fn ctrl_c_stops_and_says_the_content_is_undefined() {
+    let test = "ctrl_c_stops_and_says_the_content_is_undefined";
+    if let Some(why) = fuse_unavailable() {
+        eprintln!("skipped {test}: {why}");
+        return;
+    }
+    let d = tmp();
+    let back = d.path().join("real.img");
+    let size = 256 * MIB;
+    sparse(&back, size);
+    // Through the FUSE file a full test of 256 MiB takes several seconds.
+    let dev = FakeDev::fuse(&back, size, &[], d.path()).unwrap();
+    let child = lifeboat()
+        .args(["media-test", "--yes", dev.dev()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let ok = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let t = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("interrupted") && err.contains("undefined"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "slow to stop");
+}

@@ -229,9 +229,9 @@ fn progress_thread(
         .spawn(move || {
             let start = Instant::now();
             let mut phase_start = Instant::now();
-            let bar = (!json).then(|| {
+            let new_bar = |phase: &str, total: u64| {
                 let b = indicatif::ProgressBar::with_draw_target(
-                    Some(0),
+                    Some(total),
                     indicatif::ProgressDrawTarget::stderr_with_hz(4),
                 );
                 if let Ok(st) = indicatif::ProgressStyle::with_template(
@@ -239,8 +239,10 @@ fn progress_thread(
                 ) {
                     b.set_style(st.progress_chars("=> "));
                 }
+                b.set_prefix(phase.to_string());
                 b
-            });
+            };
+            let mut bar: Option<indicatif::ProgressBar> = None;
             let mut last_phase = "";
             let mut last_json = Instant::now() - Duration::from_secs(10);
             loop {
@@ -254,23 +256,31 @@ fn progress_thread(
                 if phase != last_phase {
                     phase_start = Instant::now();
                 }
-                if let Some(b) = &bar {
+                if !json {
                     if phase != last_phase {
-                        if !last_phase.is_empty() && last_phase != "start" && !b.is_hidden() {
-                            // Keep the finished phase's bar (and its rate) on screen.
+                        // Keep the finished phase's bar (and its rate) on screen.
+                        if let Some(b) = bar.take() {
+                            if let Some(len) = b.length() {
+                                b.set_position(len);
+                            }
                             b.finish();
-                            eprintln!();
+                            if !b.is_hidden() {
+                                eprintln!();
+                            }
                         }
-                        b.reset();
-                        b.set_prefix(phase);
+                        if matches!(phase, "write" | "read") {
+                            bar = Some(new_bar(phase, t));
+                        }
                     }
-                    b.set_length(t);
-                    b.set_position(d);
-                    b.set_message(if bad > 0 {
-                        format!("{} bad", human_bytes(bad))
-                    } else {
-                        String::new()
-                    });
+                    if let Some(b) = &bar {
+                        b.set_length(t);
+                        b.set_position(d);
+                        b.set_message(if bad > 0 {
+                            format!("{} bad", human_bytes(bad))
+                        } else {
+                            String::new()
+                        });
+                    }
                 } else if !finished
                     && (last_json.elapsed() >= Duration::from_secs(1) || phase != last_phase)
                 {
