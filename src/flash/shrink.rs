@@ -401,13 +401,24 @@ pub fn shrink(input: &Path, output: &Path, opts: &ShrinkOptions) -> Result<Shrin
     }
     opts.check_stop()?;
     drop(file);
-    std::fs::rename(&tmp.path, output).with_context(|| {
-        format!(
-            "cannot rename {} to {}",
-            tmp.path.display(),
-            output.display()
-        )
-    })?;
+    if opts.force {
+        std::fs::rename(&tmp.path, output).with_context(|| {
+            format!(
+                "cannot rename {} to {}",
+                tmp.path.display(),
+                output.display()
+            )
+        })?;
+    } else {
+        // A link fails when OUT appeared meanwhile: never replaced without --force.
+        std::fs::hard_link(&tmp.path, output).with_context(|| {
+            format!(
+                "cannot put the result at {} (did it appear meanwhile? add --force to replace it)",
+                output.display()
+            )
+        })?;
+        let _ = std::fs::remove_file(&tmp.path);
+    }
     let mut tmp = tmp;
     tmp.keep = true;
     if let Ok(d) = File::open(&dir) {
