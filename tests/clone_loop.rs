@@ -120,7 +120,9 @@ fn inspect(dev: &Path) -> Value {
 }
 
 /// (number, role, start) of every partition, and the fields that make "the same install".
-fn install(v: &Value) -> (Vec<(u64, String, u64)>, Value, Value, Value, Value) {
+type Install = (Vec<(u64, String, u64)>, Value, Value, Value, Value);
+
+fn install(v: &Value) -> Install {
     let parts = v["partitions"]
         .as_array()
         .unwrap()

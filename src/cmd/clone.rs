@@ -121,7 +121,7 @@ struct CloneDoc<'a> {
     flash: &'a write::FlashReport,
     seconds: f64,
     /// Source bytes copied per second of the whole run.
-    bytes_per_second: f64,
+    bytes_per_second: u64,
 }
 
 /// The source: a whole disk (or the refusal saying what it is instead).
@@ -356,7 +356,7 @@ fn render(doc: &CloneDoc<'_>) -> String {
         s,
         "  {:.1} s ({}/s): read+write {:.1} s, read-back {:.1} s",
         doc.seconds,
-        human_bytes(doc.bytes_per_second as u64),
+        human_bytes(doc.bytes_per_second),
         r.timings.write_s,
         r.timings.readback_s
     );
@@ -597,9 +597,9 @@ pub fn run(args: &CloneArgs, out: &Output) -> Result<Outcome> {
         flash: &report.flash,
         seconds: (seconds * 1000.0).round() / 1000.0,
         bytes_per_second: if seconds > 0.0 {
-            (mapped_bytes as f64 / seconds).round()
+            (mapped_bytes as f64 / seconds).round() as u64
         } else {
-            0.0
+            0
         },
     };
     if out.json {
