@@ -764,3 +764,39 @@ fn ctrl_c_stops_and_says_the_content_is_undefined() {
     );
     assert!(t.elapsed() < Duration::from_secs(5), "slow to stop");
 }
+
+/// A loop device with 4096-byte logical sectors, detached on drop.
+struct Loop4k(PathBuf);
+
+impl Drop for Loop4k {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.0).output();
+    }
+}
+
+#[test]
+fn four_k_sector_device_passes() {
+    if !skip_unless_loop("four_k_sector_device_passes") {
+        return;
+    }
+    let d = tmp();
+    let img = d.path().join("4k.img");
+    sparse(&img, 24 * MIB);
+    let out = Command::new("losetup")
+        .args(["-f", "--show", "-b", "4096"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lo = Loop4k(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    for extra in [&[][..], &["--quick"][..]] {
+        let (code, v, err) = media_test(s(&lo.0), extra);
+        assert_eq!(code, 0, "{v:#}\n{err}");
+        assert_eq!(v["logical_sector_size"], 4096);
+        assert_eq!(v["usable_bytes"], 24 * MIB);
+    }
+}
