@@ -410,13 +410,28 @@ pub fn shrink(input: &Path, output: &Path, opts: &ShrinkOptions) -> Result<Shrin
             )
         })?;
     } else {
-        // A link fails when OUT appeared meanwhile: never replaced without --force.
-        std::fs::hard_link(&tmp.path, output).with_context(|| {
-            format!(
-                "cannot put the result at {} (did it appear meanwhile? add --force to replace it)",
+        // A link fails when OUT appeared meanwhile: never replaced without --force. Where
+        // links are not supported (FAT, exFAT), check and rename.
+        match std::fs::hard_link(&tmp.path, output) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+                "{}: appeared while shrinking; not overwriting it (add --force to replace it)",
                 output.display()
-            )
-        })?;
+            ),
+            Err(_) if !output.exists() => {
+                std::fs::rename(&tmp.path, output).with_context(|| {
+                    format!(
+                        "cannot rename {} to {}",
+                        tmp.path.display(),
+                        output.display()
+                    )
+                })?;
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot put the result at {}", output.display()));
+            }
+        }
         let _ = std::fs::remove_file(&tmp.path);
     }
     let mut tmp = tmp;
