@@ -330,6 +330,9 @@ fn used_only_rescue_reports_partitions_and_skips_free_space() {
     assert!(mr.bad[0].files.is_empty(), "bootstate has no files");
     if db_block.is_some() {
         assert_eq!(mr.bad[1].files, vec![DB.to_string()]);
+        // So does the gzip image (the file is found from the source's ext4 metadata).
+        assert_eq!(mf.bad[1].files, vec![DB.to_string()], "gzip output");
+        assert!(mf.bad[0].files.is_empty());
     } else {
         eprintln!("file attribution not checked: debugfs missing");
     }

@@ -74,7 +74,7 @@ pub struct ImageArgs {
     #[arg(long, value_name = "N")]
     pub threads: Option<u32>,
     /// Bytes per read in the copy passes (suffixes K, M)
-    #[arg(long, default_value = "1M", value_parser = parse_size, value_name = "BYTES")]
+    #[arg(long, default_value = "4M", value_parser = parse_size, value_name = "BYTES")]
     pub chunk: u64,
     /// Read block devices through the page cache instead of O_DIRECT
     #[arg(long)]

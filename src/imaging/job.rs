@@ -273,12 +273,44 @@ fn locate(parts: &[PartUsage], inspect: &Option<serde_json::Value>, e: Extent) -
     }
 }
 
-/// Fill `files` of the bad ranges that lie in ext partitions, reading the finished raw image.
-fn attach_files(part: &Path, size: u64, parts: &[PartUsage], bad: &mut [BadRange]) {
-    let Ok(f) = File::open(part) else {
-        return;
-    };
-    let r = crate::io::FileReader::new(f, size);
+/// The source as the image holds it: the bad ranges read as zeros (and are never read).
+struct BadAsZeros<R: crate::io::ReadAt> {
+    inner: R,
+    /// Sorted, disjoint.
+    bad: Vec<Extent>,
+}
+
+impl<R: crate::io::ReadAt> crate::io::ReadAt for BadAsZeros<R> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let end = offset.saturating_add(buf.len() as u64);
+        let mut pos = offset;
+        for b in self
+            .bad
+            .iter()
+            .filter(|b| b.end() > offset && b.start < end)
+        {
+            if b.start > pos {
+                let (s, e) = ((pos - offset) as usize, (b.start - offset) as usize);
+                self.inner.read_exact_at(&mut buf[s..e], pos)?;
+            }
+            let s = (b.start.max(offset) - offset) as usize;
+            let e = (b.end().min(end) - offset) as usize;
+            buf[s..e].fill(0);
+            pos = b.end().min(end);
+        }
+        if pos < end {
+            let s = (pos - offset) as usize;
+            self.inner.read_exact_at(&mut buf[s..], pos)?;
+        }
+        Ok(())
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+/// Fill `files` of the bad ranges that lie in ext partitions of the image `r`.
+fn attach_files(r: &dyn crate::io::ReadAt, parts: &[PartUsage], bad: &mut [BadRange]) {
     for p in parts
         .iter()
         .filter(|p| p.fs.as_deref().is_some_and(|f| f.starts_with("ext")))
@@ -296,7 +328,7 @@ fn attach_files(part: &Path, size: u64, parts: &[PartUsage], bad: &mut [BadRange
             .iter()
             .map(|&i| Extent::new(bad[i].start - p.start, bad[i].length))
             .collect();
-        let w = crate::io::Window::new(&r, p.start, p.size);
+        let w = crate::io::Window::new(r, p.start, p.size);
         if let Ok(hits) = super::badfiles::files_hit(&w, &exts) {
             for (k, files) in hits {
                 if let Some(&i) = idx.get(k) {
@@ -315,6 +347,19 @@ fn timing(name: &str, t: Instant, bytes: u64) -> PhaseTiming {
         bytes,
         bytes_per_second: (secs > 0.0 && bytes > 0).then(|| bytes as f64 / secs),
     }
+}
+
+/// The pipeline's stage timings, led by the time the reader spent in reads (pass 1).
+fn read_stage(r: &Rescuer, stages: Vec<PhaseTiming>) -> Vec<PhaseTiming> {
+    let secs: f64 = r.profile.bins.iter().map(|b| b.seconds).sum();
+    let bytes: u64 = r.profile.bins.iter().map(|b| b.bytes_read).sum();
+    let mut v = vec![super::pipeline::stage(
+        "read",
+        Duration::from_secs_f64(secs.max(0.0)),
+        bytes,
+    )];
+    v.extend(stages);
+    v
 }
 
 /// Run `image`.
@@ -378,11 +423,27 @@ pub fn run(
     }
     let paths = Paths::for_output(o);
     let seekable = !stdout && format == Format::Raw;
+    // How to get a resumable run of the same source, for the messages below.
+    let raw_way = |what: &str| {
+        let out = o.output.display().to_string();
+        let raw = ["zst", "gz", "xz"]
+            .iter()
+            .find_map(|e| out.strip_suffix(&format!(".{e}")))
+            .filter(|r| r.ends_with(".img"))
+            .map(String::from)
+            .unwrap_or_else(|| "card.img".into());
+        format!(
+            "{what}; to be able to resume, image to a raw file first: `lifeboat image {src} -o {raw}` \
+             (continue it with --resume after an interruption), then compress that file: \
+             `lifeboat image {raw} -o {raw}.zst`",
+            src = o.source.display()
+        )
+    };
     if o.resume && !seekable {
-        bail!(
-            "--resume needs a raw .img output file (a compressed stream cannot be continued); \
-             image to FILE.img, then compress that file with `lifeboat image FILE.img -o FILE.img.zst`"
-        );
+        bail!(raw_way(
+            "--resume needs a raw .img output file: a compressed stream (or stdout) cannot be \
+             continued where it stopped"
+        ));
     }
     // Outputs: never overwrite without --force.
     if let Some(img) = &paths.image {
@@ -422,7 +483,15 @@ pub fn run(
     }
     for p in must_not_exist {
         if p.exists() && !o.force {
-            let hint = if Some(p) == paths.part.as_ref() || Some(p) == paths.mapfile.as_ref() {
+            let interrupted = Some(p) == paths.part.as_ref() || Some(p) == paths.mapfile.as_ref();
+            if interrupted && !seekable {
+                bail!(raw_way(&format!(
+                    "{}: already exists: an earlier run was interrupted, and a compressed image \
+                     cannot be continued; pass --force to start again from the beginning",
+                    p.display()
+                )));
+            }
+            let hint = if interrupted {
                 " (an earlier run was interrupted: continue it with --resume)"
             } else {
                 ""
@@ -543,8 +612,11 @@ pub fn run(
 
     // Outputs.
     let threads = o.threads.max(1);
+    // Chunks queued per stage: about 16 MiB of reads in flight per stage, 4 to 8 chunks.
+    let queue = ((16usize << 20) / chunk.max(1)).clamp(4, 8);
     let level = o.level.unwrap_or(format.default_level());
     let mut hashes: Option<(String, Vec<(Extent, String)>)> = None;
+    let mut stages: Vec<PhaseTiming> = Vec::new();
     let mut stored: (Option<u64>, Option<String>) = (None, None);
     let interrupted_msg = |what: &str| {
         format!(
@@ -576,13 +648,15 @@ pub fn run(
                 .with_context(|| format!("{}: cannot create", part.display()))?
         };
         if !o.resume {
-            let sink: Box<dyn Sink> = Box::new(RawFileSink {
-                file: file
-                    .try_clone()
-                    .with_context(|| format!("{}: cannot reopen", part.display()))?,
-                size,
-            });
-            let pipe = Pipeline::start(8, size, map.used.clone(), sink, Some(keeper))?;
+            let sink: Box<dyn Sink> = Box::new(
+                RawFileSink::new(
+                    file.try_clone()
+                        .with_context(|| format!("{}: cannot reopen", part.display()))?,
+                    size,
+                )
+                .with_context(|| format!("{}: cannot start its writer", part.display()))?,
+            );
+            let pipe = Pipeline::start(queue, size, map.used.clone(), sink, Some(keeper))?;
             let p1 = rescuer.copy_stream(size, &map.used, &pipe, false);
             let res = pipe.finish();
             let res = match (p1, res) {
@@ -590,6 +664,7 @@ pub fn run(
                 (Err(e), _) | (_, Err(e)) => return Err(e),
             };
             let (p1, r) = res;
+            stages = read_stage(&rescuer, r.stages);
             keeper = r.keeper.context("mapfile lost in the pipeline")?;
             if p1 == Pass1::Interrupted {
                 keeper.save()?;
@@ -656,7 +731,7 @@ pub fn run(
             StreamSink::new(out, file, format, level, threads)
                 .context("starting the compressor")?,
         );
-        let pipe = Pipeline::start(8, size, map.used.clone(), sink, Some(keeper))?;
+        let pipe = Pipeline::start(queue, size, map.used.clone(), sink, Some(keeper))?;
         let p1 = rescuer.copy_stream(size, &map.used, &pipe, true);
         let res = pipe.finish();
         let (p1, r) = match (p1, res) {
@@ -668,15 +743,17 @@ pub fn run(
                 return Err(e);
             }
         };
+        stages = read_stage(&rescuer, r.stages);
         keeper = r.keeper.context("mapfile lost in the pipeline")?;
         if p1 == Pass1::Interrupted {
             keeper.save()?;
             if let Some(p) = &paths.part {
                 let _ = std::fs::remove_file(p);
             }
-            bail!(interrupted_msg(
-                "a compressed stream cannot be resumed: run it again"
-            ));
+            bail!(interrupted_msg(&raw_way(
+                "a compressed image cannot be resumed: run the command again with --force to start \
+                 over"
+            )));
         }
         keeper.map.phase = mapfile::Phase::Finished;
         keeper.map.current_pos = 0;
@@ -685,6 +762,7 @@ pub fn run(
         hashes = Some((r.sha256, r.ranges));
     }
     phases.extend(rescuer.phases.iter().cloned());
+    phases.extend(stages);
     let (sha256, range_hashes) = hashes.context("no hashes")?;
 
     // Bad ranges: whatever in the domain is not finished.
@@ -695,12 +773,29 @@ pub fn run(
         .map(|e| locate(&map.partitions, &inspect, *e))
         .collect();
     let bad_bytes = ranges::total(&bad_ext);
-    if seekable
-        && !bad.is_empty()
-        && let Some(part) = &paths.part
-    {
+    if !bad.is_empty() {
         progress.phase("bad-files", 0);
-        attach_files(part, size, &map.partitions, &mut bad);
+        match (&paths.part, seekable) {
+            // The finished raw image: the card is not read again.
+            (Some(part), true) => {
+                if let Ok(f) = File::open(part) {
+                    let r = crate::io::FileReader::new(f, size);
+                    attach_files(&r, &map.partitions, &mut bad);
+                }
+            }
+            // A compressed or streamed image cannot be read back: the filesystem metadata
+            // comes from the source (reopened: it may have been reset), with the bad ranges
+            // read as the zeros the image holds, so the answer is the same as from a raw image.
+            _ => {
+                if let Ok(f) = File::open(&src.path) {
+                    let r = BadAsZeros {
+                        inner: crate::io::FileReader::new(f, size),
+                        bad: bad_ext.clone(),
+                    };
+                    attach_files(&r, &map.partitions, &mut bad);
+                }
+            }
+        }
     }
 
     // Bmap and manifest.

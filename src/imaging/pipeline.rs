@@ -12,12 +12,14 @@ use super::mapfile::{Mapfile, Status};
 use super::ranges::Extent;
 use super::reader::AlignedBuf;
 use crate::verify::bmap::hex;
+use crate::verify::manifest::PhaseTiming;
 use anyhow::{Context, Result, anyhow};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -89,17 +91,72 @@ pub trait Sink: Send {
     fn sync(&mut self) -> io::Result<()>;
     /// Complete the output; returns the stored bytes and their SHA-256 when known.
     fn finish(self: Box<Self>) -> io::Result<(Option<u64>, Option<String>)>;
+    /// Time spent by the sink's own helpers (called once, just before `finish`).
+    fn timings(&mut self) -> Vec<PhaseTiming> {
+        vec![]
+    }
 }
 
+/// Bytes written between two background flushes of a raw image.
+const FLUSH_EVERY: u64 = 64 << 20;
+
 /// A raw image file written sparse: zero 4 KiB blocks and unused ranges become holes.
+///
+/// The kernel starts writing dirty pages back only when they reach a tenth of memory, so a
+/// multi-GiB image would otherwise be written to disk entirely by the final `fsync`, after
+/// everything else is done. A flusher thread `fdatasync`s the file every
+/// [`FLUSH_EVERY`] written bytes instead, so the disk writes overlap reading and hashing and
+/// the final sync has little left to do.
 pub struct RawFileSink {
-    pub file: File,
-    pub size: u64,
+    file: File,
+    size: u64,
+    unflushed: u64,
+    kick: Option<SyncSender<()>>,
+    flusher: Option<JoinHandle<(Duration, u64)>>,
+}
+
+impl RawFileSink {
+    /// Write the image into `file` (`size` bytes when finished).
+    pub fn new(file: File, size: u64) -> io::Result<Self> {
+        let bg = file.try_clone()?;
+        let (kick, rx) = sync_channel::<()>(1);
+        let flusher = std::thread::Builder::new()
+            .name("lifeboat-flush".into())
+            .spawn(move || {
+                let mut busy = Duration::ZERO;
+                let mut n = 0u64;
+                for () in rx {
+                    let t = Instant::now();
+                    // A failure shows again in the writer's own final sync.
+                    let _ = bg.sync_data();
+                    busy += t.elapsed();
+                    n += 1;
+                }
+                (busy, n)
+            })?;
+        Ok(RawFileSink {
+            file,
+            size,
+            unflushed: 0,
+            kick: Some(kick),
+            flusher: Some(flusher),
+        })
+    }
 }
 
 impl Sink for RawFileSink {
     fn data(&mut self, off: u64, b: &[u8]) -> io::Result<()> {
-        write_sparse(&self.file, off, b)
+        let n = write_sparse(&self.file, off, b)?;
+        self.unflushed += n;
+        if self.unflushed >= FLUSH_EVERY
+            && let Some(k) = &self.kick
+        {
+            // Never wait: a flush still running covers these pages too.
+            if k.try_send(()).is_ok() {
+                self.unflushed = 0;
+            }
+        }
+        Ok(())
     }
     fn zero(&mut self, _off: u64, _len: u64) -> io::Result<()> {
         Ok(())
@@ -107,23 +164,40 @@ impl Sink for RawFileSink {
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
     }
-    fn finish(self: Box<Self>) -> io::Result<(Option<u64>, Option<String>)> {
+    fn timings(&mut self) -> Vec<PhaseTiming> {
+        self.kick = None;
+        match self.flusher.take().map(|h| h.join()) {
+            Some(Ok((busy, n))) => vec![stage(&format!("background fdatasync ×{n}"), busy, 0)],
+            _ => vec![],
+        }
+    }
+    fn finish(mut self: Box<Self>) -> io::Result<(Option<u64>, Option<String>)> {
+        self.kick = None;
+        if let Some(h) = self.flusher.take() {
+            let _ = h.join();
+        }
         self.file.set_len(self.size)?;
         self.file.sync_all()?;
         Ok((None, None))
     }
 }
 
-/// True when every byte is zero (compared 16 bytes at a time).
+/// True when every byte is zero (64 bytes at a time, as eight words the compiler vectorises).
 pub fn is_zero(b: &[u8]) -> bool {
-    let mut words = b.chunks_exact(16);
-    words.all(|w| w.iter().fold(0u8, |a, &x| a | x) == 0)
-        && words.remainder().iter().all(|&x| x == 0)
+    let mut blocks = b.chunks_exact(64);
+    blocks.all(|w| {
+        w.chunks_exact(8)
+            .map(|q| u64::from_ne_bytes([q[0], q[1], q[2], q[3], q[4], q[5], q[6], q[7]]))
+            .fold(0u64, |a, x| a | x)
+            == 0
+    }) && blocks.remainder().iter().all(|&x| x == 0)
 }
 
 /// Write `b` at `off`, leaving all-zero 4 KiB blocks unwritten (holes in a fresh file).
-pub fn write_sparse(f: &File, off: u64, b: &[u8]) -> io::Result<()> {
+/// Returns the bytes written.
+pub fn write_sparse(f: &File, off: u64, b: &[u8]) -> io::Result<u64> {
     const B: usize = 4096;
+    let mut written = 0u64;
     let mut i = 0;
     while i < b.len() {
         // Skip zero blocks.
@@ -139,8 +213,9 @@ pub fn write_sparse(f: &File, off: u64, b: &[u8]) -> io::Result<()> {
         }
         let e = i.min(b.len());
         f.write_all_at(&b[s..e], off + s as u64)?;
+        written += (e - s) as u64;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Counts and hashes what passes through to `inner`.
@@ -276,6 +351,8 @@ pub struct RangeHasher {
     idx: usize,
     cur: Sha256,
     pub done: Vec<(Extent, String)>,
+    /// Bytes hashed so far.
+    pub hashed: u64,
 }
 
 impl RangeHasher {
@@ -285,6 +362,7 @@ impl RangeHasher {
             idx: 0,
             cur: Sha256::new(),
             done: Vec::new(),
+            hashed: 0,
         }
     }
 
@@ -303,6 +381,7 @@ impl RangeHasher {
             }
             let s = pos.max(r.start);
             let e = end.min(r.end());
+            self.hashed += e - s;
             match data {
                 Some(d) => self.cur.update(&d[(s - off) as usize..(e - off) as usize]),
                 None => {
@@ -348,6 +427,55 @@ pub fn hash_zeros(h: &mut Sha256, mut len: u64) {
     }
 }
 
+/// A [`PhaseTiming`] for a pipeline stage: `pipeline/<name>`.
+pub fn stage(name: &str, d: Duration, bytes: u64) -> PhaseTiming {
+    let secs = d.as_secs_f64();
+    PhaseTiming {
+        name: format!("pipeline/{name}"),
+        seconds: secs,
+        bytes,
+        bytes_per_second: (secs > 0.0 && bytes > 0).then(|| bytes as f64 / secs),
+    }
+}
+
+/// Where one stage thread spent its time: working, waiting for input, waiting for the next
+/// stage to take its output.
+#[derive(Debug, Default, Clone, Copy)]
+struct Clock {
+    busy: Duration,
+    wait_in: Duration,
+    wait_out: Duration,
+    bytes: u64,
+}
+
+impl Clock {
+    fn report(&self, name: &str, out: &mut Vec<PhaseTiming>) {
+        out.push(stage(name, self.busy, self.bytes));
+        out.push(stage(&format!("{name} waiting for input"), self.wait_in, 0));
+        out.push(stage(
+            &format!("{name} waiting for the next stage"),
+            self.wait_out,
+            0,
+        ));
+    }
+}
+
+/// Receive the next chunk, counting the wait.
+fn recv_timed<T>(rx: &Receiver<T>, c: &mut Clock) -> Option<T> {
+    let t = Instant::now();
+    let r = rx.recv().ok();
+    c.wait_in += t.elapsed();
+    r
+}
+
+/// Pass a chunk on, counting the wait; false when the next stage has stopped.
+fn send_timed<T>(tx: &SyncSender<T>, v: T, c: &mut Clock) -> bool {
+    let t = Instant::now();
+    let ok = tx.send(v).is_ok();
+    c.wait_out += t.elapsed();
+    ok
+}
+
 /// What the pipeline produced.
 pub struct PipelineResult {
     /// SHA-256 of the whole image as streamed.
@@ -358,10 +486,18 @@ pub struct PipelineResult {
     pub keeper: Option<MapKeeper>,
     /// Bytes that passed through.
     pub bytes: u64,
+    /// Where each stage spent its time (`pipeline/...` entries for the manifest).
+    pub stages: Vec<PhaseTiming>,
 }
 
-/// What the writer thread hands back: bytes written, stored size and hash, the mapfile.
-type WriterDone = (u64, (Option<u64>, Option<String>), Option<MapKeeper>);
+/// What the writer thread hands back: bytes written, stored size and hash, the mapfile,
+/// its stage timings.
+type WriterDone = (
+    u64,
+    (Option<u64>, Option<String>),
+    Option<MapKeeper>,
+    Vec<PhaseTiming>,
+);
 
 /// The pipeline's input is closed because a later stage stopped (its error comes from
 /// [`Pipeline::finish`]).
@@ -372,15 +508,22 @@ pub struct Stopped;
 pub struct Pipeline {
     tx: Option<SyncSender<Chunk>>,
     pool: Receiver<AlignedBuf>,
-    h1: JoinHandle<String>,
-    h2: JoinHandle<Vec<(Extent, String)>>,
+    h1: JoinHandle<(String, Clock)>,
+    h2: JoinHandle<(Vec<(Extent, String)>, Clock)>,
     w: JoinHandle<Result<WriterDone>>,
+    /// Nanoseconds the caller spent blocked in [`Pipeline::send`] (queue full).
+    send_wait: AtomicU64,
+    /// Buffers allocated because none came back through the pool in time.
+    allocated: AtomicU64,
 }
 
 impl Pipeline {
     /// Start the stage threads. `ranges` are the ranges to hash separately (the map); when
     /// the map is the whole `size`-byte image (`--all`) its hash is the whole-image hash and
     /// the data is hashed once.
+    ///
+    /// Zero chunks (unused ranges) cost no reading: the hash thread hashes their zeros while
+    /// the caller goes on reading the next used range, up to `queue` chunks ahead.
     pub fn start(
         queue: usize,
         size: u64,
@@ -397,80 +540,103 @@ impl Pipeline {
             .name("lifeboat-sha".into())
             .spawn(move || {
                 let mut h = Sha256::new();
-                for c in rx0 {
-                    match &c.payload {
+                let mut c = Clock::default();
+                while let Some(ch) = recv_timed(&rx0, &mut c) {
+                    let t = Instant::now();
+                    match &ch.payload {
                         Payload::Data(b, n) => h.update(b.get(*n)),
                         Payload::Zero(n) => hash_zeros(&mut h, *n),
                     }
-                    if tx1.send(c).is_err() {
+                    c.busy += t.elapsed();
+                    c.bytes += ch.len();
+                    if !send_timed(&tx1, ch, &mut c) {
                         break;
                     }
                 }
-                hex(&h.finalize())
+                (hex(&h.finalize()), c)
             })
             .context("starting the hash thread")?;
         let whole_map = ranges.len() == 1 && ranges[0] == Extent::new(0, size);
         let h2 = std::thread::Builder::new()
             .name("lifeboat-rangesha".into())
             .spawn(move || {
+                let mut c = Clock::default();
                 if whole_map {
-                    for c in rx1 {
-                        if tx2.send(c).is_err() {
+                    while let Some(ch) = recv_timed(&rx1, &mut c) {
+                        if !send_timed(&tx2, ch, &mut c) {
                             break;
                         }
                     }
-                    return ranges.into_iter().map(|e| (e, String::new())).collect();
+                    let r = ranges.into_iter().map(|e| (e, String::new())).collect();
+                    return (r, c);
                 }
                 let mut rh = RangeHasher::new(ranges);
-                for c in rx1 {
-                    match &c.payload {
-                        Payload::Data(b, n) => rh.feed(c.off, *n as u64, Some(b.get(*n))),
-                        Payload::Zero(n) => rh.feed(c.off, *n, None),
+                while let Some(ch) = recv_timed(&rx1, &mut c) {
+                    let t = Instant::now();
+                    let before = rh.hashed;
+                    match &ch.payload {
+                        Payload::Data(b, n) => rh.feed(ch.off, *n as u64, Some(b.get(*n))),
+                        Payload::Zero(n) => rh.feed(ch.off, *n, None),
                     }
-                    if tx2.send(c).is_err() {
+                    c.busy += t.elapsed();
+                    c.bytes += rh.hashed - before;
+                    if !send_timed(&tx2, ch, &mut c) {
                         break;
                     }
                 }
-                rh.finish()
+                (rh.finish(), c)
             })
             .context("starting the range hash thread")?;
         let w = std::thread::Builder::new()
             .name("lifeboat-write".into())
             .spawn(move || -> Result<_> {
                 let mut bytes = 0u64;
-                for c in rx2 {
-                    let len = c.len();
-                    match c.payload {
+                let mut c = Clock::default();
+                let mut map_save = Duration::ZERO;
+                while let Some(ch) = recv_timed(&rx2, &mut c) {
+                    let len = ch.len();
+                    let t = Instant::now();
+                    match ch.payload {
                         Payload::Data(b, n) => {
-                            sink.data(c.off, b.get(n))
-                                .with_context(|| format!("writing the image at byte {}", c.off))?;
+                            sink.data(ch.off, b.get(n))
+                                .with_context(|| format!("writing the image at byte {}", ch.off))?;
+                            c.bytes += n as u64;
                             let _ = ptx.try_send(b);
                         }
                         Payload::Zero(n) => sink
-                            .zero(c.off, n)
-                            .with_context(|| format!("writing the image at byte {}", c.off))?,
+                            .zero(ch.off, n)
+                            .with_context(|| format!("writing the image at byte {}", ch.off))?,
                     }
+                    c.busy += t.elapsed();
                     bytes += len;
                     if let Some(k) = &mut keeper
-                        && !c.map.is_empty()
+                        && !ch.map.is_empty()
                     {
-                        for (e, st) in &c.map {
+                        for (e, st) in &ch.map {
                             k.map.set(e.start, e.len, *st);
                             k.map.current_pos = e.end();
                         }
                         if k.due() {
+                            let t = Instant::now();
                             sink.sync()
                                 .context("syncing the image before saving the mapfile")?;
                             k.save()?;
+                            map_save += t.elapsed();
                         }
                     }
                 }
+                let mut stages = Vec::new();
+                c.report("write", &mut stages);
+                stages.push(stage("mapfile saves", map_save, 0));
+                let t = Instant::now();
                 sink.sync().context("syncing the image")?;
                 if let Some(k) = &mut keeper {
                     k.save()?;
                 }
+                stages.extend(sink.timings());
                 let stored = sink.finish().context("finishing the image")?;
-                Ok((bytes, stored, keeper))
+                stages.push(stage("final sync", t.elapsed(), 0));
+                Ok((bytes, stored, keeper, stages))
             })
             .context("starting the writer thread")?;
         Ok(Pipeline {
@@ -479,6 +645,8 @@ impl Pipeline {
             h1,
             h2,
             w,
+            send_wait: AtomicU64::new(0),
+            allocated: AtomicU64::new(0),
         })
     }
 
@@ -486,26 +654,33 @@ impl Pipeline {
     pub fn buffer(&self, cap: usize) -> AlignedBuf {
         match self.pool.try_recv() {
             Ok(b) if b.capacity() >= cap => b,
-            _ => AlignedBuf::new(cap),
+            _ => {
+                self.allocated.fetch_add(1, Ordering::Relaxed);
+                AlignedBuf::new(cap)
+            }
         }
     }
 
     /// Queue a chunk. Fails when a later stage has stopped (its error comes from `finish`).
     pub fn send(&self, c: Chunk) -> Result<(), Stopped> {
-        match &self.tx {
+        let t = Instant::now();
+        let r = match &self.tx {
             Some(tx) => tx.send(c).map_err(|_| Stopped),
             None => Err(Stopped),
-        }
+        };
+        self.send_wait
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
     }
 
     /// Close the input and wait for every stage.
     pub fn finish(mut self) -> Result<PipelineResult> {
         self.tx = None;
-        let sha256 = self
+        let (sha256, c1) = self
             .h1
             .join()
             .map_err(|_| anyhow!("the hash thread panicked"))?;
-        let mut ranges = self
+        let (mut ranges, c2) = self
             .h2
             .join()
             .map_err(|_| anyhow!("the range hash thread panicked"))?;
@@ -514,16 +689,35 @@ impl Pipeline {
                 h.clone_from(&sha256);
             }
         }
-        let (bytes, stored, keeper) = self
+        let (bytes, stored, keeper, wstages) = self
             .w
             .join()
             .map_err(|_| anyhow!("the writer thread panicked"))??;
+        let mut stages = vec![
+            stage(
+                "reader waiting for the hash stage",
+                Duration::from_nanos(self.send_wait.load(Ordering::Relaxed)),
+                0,
+            ),
+            stage(
+                &format!(
+                    "buffers allocated: {}",
+                    self.allocated.load(Ordering::Relaxed)
+                ),
+                Duration::ZERO,
+                0,
+            ),
+        ];
+        c1.report("sha256 whole image", &mut stages);
+        c2.report("sha256 per range", &mut stages);
+        stages.extend(wstages);
         Ok(PipelineResult {
             sha256,
             ranges,
             stored,
             keeper,
             bytes,
+            stages,
         })
     }
 }

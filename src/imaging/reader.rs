@@ -192,6 +192,10 @@ pub struct SourceReader {
     worker: Option<Worker>,
     opts: ReadOptions,
     limiter: Option<Limiter>,
+    /// Sectors read fine earlier (the first and the latest good read): probed after a failed
+    /// read to tell a bad area from a device that stopped answering.
+    first_good: Option<u64>,
+    last_good: Option<u64>,
     pub stats: ReaderStats,
 }
 
@@ -242,6 +246,8 @@ impl SourceReader {
             worker,
             opts,
             limiter,
+            first_good: None,
+            last_good: None,
             stats: ReaderStats::default(),
         })
     }
@@ -325,9 +331,85 @@ impl SourceReader {
         }
     }
 
+    /// Whether the device still reads one of the sectors it read before.
+    fn answers(&mut self) -> bool {
+        let sec = self.sector as usize;
+        let mut probe = AlignedBuf::new(sec);
+        let at: Vec<u64> = [self.last_good, self.first_good]
+            .into_iter()
+            .flatten()
+            .collect();
+        at.into_iter()
+            .any(|off| self.read_once(&mut probe, sec, off).is_ok())
+    }
+
+    /// After a failed read: if the device no longer reads even the sectors it read before,
+    /// it has stopped answering (a card reader that dropped off the bus and re-enumerates, a
+    /// reset): wait for it, reopening it, until it reads them again — then the failed read is
+    /// not a bad area. Returns Ok(true) when the device came back, Ok(false) when it answers
+    /// (the failure is the medium's), Err when it did not come back within `reopen_wait`.
+    fn reconnect_if_dropped(&mut self, failed_at: u64) -> Result<bool, ReadError> {
+        if self.last_good.is_none() || self.last_good == Some(failed_at) || self.answers() {
+            return Ok(false);
+        }
+        let deadline = Instant::now() + self.opts.reopen_wait;
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            if let Ok(f) = open_file(&self.path, self.direct) {
+                let size = crate::sys::size_bytes(&f)
+                    .or_else(|_| f.metadata().map(|m| m.len()))
+                    .unwrap_or(0);
+                if size == self.size {
+                    self.file = Arc::new(f);
+                    if self.opts.timeout.is_some() && self.worker.is_none() {
+                        self.worker = Worker::spawn().ok();
+                    }
+                    if self.answers() {
+                        self.stats.reopens += 1;
+                        return Ok(true);
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ReadError::Gone(format!(
+                    "{}: the device stopped answering (even sectors it read before fail) and did \
+                     not recover within {} s; reconnect it and run again with --resume",
+                    self.path.display(),
+                    self.opts.reopen_wait.as_secs()
+                )));
+            }
+        }
+    }
+
     /// Read exactly `len` bytes at `off` into `buf`. `off` and `len` must be multiples of
     /// the sector size (the end of the source is allowed).
+    ///
+    /// A failed read is retried once on a reopened device when the device went away (the
+    /// kernel says so, or a read timed out and the device was reopened) or stopped answering
+    /// altogether (see [`SourceReader::reconnect_if_dropped`]); only a failure the device
+    /// still answers around is [`ReadError::Media`].
     pub fn read(&mut self, buf: &mut AlignedBuf, len: usize, off: u64) -> Result<(), ReadError> {
+        let r = self.read_inner(buf, len, off);
+        match &r {
+            Ok(()) => {
+                self.last_good = Some(off);
+                self.first_good.get_or_insert(off);
+            }
+            Err(ReadError::Media(e)) if e.kind() != io::ErrorKind::InvalidInput => {
+                if self.reconnect_if_dropped(off)? {
+                    let again = self.read_inner(buf, len, off);
+                    if again.is_ok() {
+                        self.last_good = Some(off);
+                    }
+                    return again;
+                }
+            }
+            Err(_) => {}
+        }
+        r
+    }
+
+    fn read_inner(&mut self, buf: &mut AlignedBuf, len: usize, off: u64) -> Result<(), ReadError> {
         if len > buf.capacity() || off.saturating_add(len as u64) > self.size {
             return Err(ReadError::Media(io::Error::new(
                 io::ErrorKind::InvalidInput,

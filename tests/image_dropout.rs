@@ -1,0 +1,168 @@
+//! A device that drops out mid-run and comes back, as an SD card reader does when it resets
+//! (root, loop devices, nbdkit + nbdfuse; skipped with the reason otherwise). nbdkit's `error`
+//! filter fails every read while a trigger file exists; the test creates it during the run and
+//! removes it a few seconds later. lifeboat must notice that even sectors it read before fail,
+//! wait and reopen the device instead of marking the outage as bad areas, and finish with an
+//! image identical to the source, no bad ranges and a clean mapfile; with the outage longer
+//! than `--reopen-wait` it stops, keeps the mapfile and the `--resume` run completes the image.
+
+mod common;
+mod faultdev;
+
+use common::{lifeboat, run};
+use faultdev::FaultDev;
+use lifeboat::imaging::mapfile::{Mapfile, Status};
+use lifeboat::verify::manifest::Manifest;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("lifeboat-dropout-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Deterministic pseudo-random bytes (no zero 4 KiB blocks).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8 | 1
+        })
+        .collect()
+}
+
+/// Run `image --all` at 8 MiB/s on `dev`; make the device fail every read from `at` for
+/// `outage`. Returns (exit code, stderr).
+fn image_with_outage(
+    dev: &str,
+    out: &Path,
+    trigger: &Path,
+    at: Duration,
+    outage: Duration,
+    reopen_wait: &str,
+) -> (Option<i32>, String) {
+    let _ = std::fs::remove_file(trigger);
+    let child = lifeboat()
+        .args([
+            "image",
+            "-q",
+            "--all",
+            "--max-rate",
+            "8M",
+            "--chunk",
+            "1M",
+            "--timeout",
+            "5",
+            "--reopen-wait",
+            reopen_wait,
+            "--mapfile-interval",
+            "1",
+            dev,
+            "-o",
+        ])
+        .arg(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(at);
+    std::fs::write(trigger, b"").unwrap();
+    std::thread::sleep(outage);
+    std::fs::remove_file(trigger).unwrap();
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn device_drop_and_return_gives_a_complete_identical_image() {
+    if let Some(why) = faultdev::unavailable() {
+        eprintln!("skipped device_drop_and_return_gives_a_complete_identical_image: {why}");
+        return;
+    }
+    let d = tmp();
+    let size = 32usize << 20;
+    let src = noise(size, 11);
+    let back = d.path().join("card.raw");
+    std::fs::write(&back, &src).unwrap();
+    let work = d.path().join("rig");
+    std::fs::create_dir_all(&work).unwrap();
+    let trigger = d.path().join("unplugged");
+    let filter_arg = format!("error-file={}", s(&trigger));
+    let fd = FaultDev::with_filters(
+        &back,
+        &[],
+        &work,
+        &[
+            ("--filter=error", "error-rate=100%"),
+            ("--exit-with-parent", filter_arg.as_str()),
+        ],
+    )
+    .expect("fault device");
+    let dev = fd.dev.to_str().unwrap().to_string();
+
+    // 1. A 3 s outage a second into a 4 s read: waited out, nothing marked bad.
+    let out = d.path().join("card.img");
+    let t = Instant::now();
+    let (code, err) = image_with_outage(
+        &dev,
+        &out,
+        &trigger,
+        Duration::from_millis(1000),
+        Duration::from_millis(3000),
+        "30",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    assert!(std::fs::read(&out).unwrap() == src, "image differs");
+    let m = Manifest::load(&PathBuf::from(format!("{}.manifest.json", s(&out)))).unwrap();
+    assert!(m.bad.is_empty(), "{:?}", m.bad);
+    assert!(m.rescue.reopens >= 1, "{:?}", m.rescue);
+    assert_eq!(
+        m.rescue.passes,
+        vec!["copy".to_string()],
+        "no rescue passes"
+    );
+    let map = Mapfile::load(&PathBuf::from(format!("{}.map", s(&out)))).unwrap();
+    assert_eq!(map.bytes(Status::Finished), size as u64);
+
+    // 2. An outage longer than --reopen-wait: the run stops saying so, keeps its mapfile
+    //    and .part; once the device is back, --resume completes the same image.
+    let out2 = d.path().join("card2.img");
+    let (code, err) = image_with_outage(
+        &dev,
+        &out2,
+        &trigger,
+        Duration::from_millis(1000),
+        Duration::from_millis(4000),
+        "1",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("stopped answering") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(PathBuf::from(format!("{}.part", s(&out2))).exists());
+    assert!(!out2.exists());
+    let (code, _, e) = run(&["image", "-q", "--all", "--resume", &dev, "-o", s(&out2)]);
+    assert_eq!(code, 0, "{e}");
+    assert!(
+        std::fs::read(&out2).unwrap() == src,
+        "resumed image differs"
+    );
+    let m2 = Manifest::load(&PathBuf::from(format!("{}.manifest.json", s(&out2)))).unwrap();
+    assert!(m2.bad.is_empty());
+    assert_eq!(m2.image.sha256, m.image.sha256);
+    drop(fd);
+}
