@@ -1121,6 +1121,25 @@ mod tests {
             &FitOptions::default(),
         );
         let _ = fit_to_disk(&img, n, 0, 512, &FitOptions::default());
+        for logical in [false, true] {
+            let dos = dos_image(8, logical);
+            let n = dos.len() as u64;
+            let ebrs = [0usize, 4096 * 512, 8192 * 512];
+            for (k, i) in ebrs
+                .iter()
+                .flat_map(|b| (440..512).map(move |o| b + o))
+                .enumerate()
+            {
+                let mut m = dos.clone();
+                m[i] ^= 0x81u8.wrapping_mul(k as u8 | 1);
+                let _ = fit_to_disk(&m, n, 3 << 40, 512, &FitOptions { grow: true });
+                let _ = fit_to_disk(&m, n, n / 3, 512, &FitOptions { grow: true });
+                if let Ok(l) = Layout::read(&m, n, 512) {
+                    let _ = l.plan(n / 2, DataPlan::EndAt(u64::MAX));
+                    let _ = l.plan(n / 2, DataPlan::EndAt(0));
+                }
+            }
+        }
         let _ = fit_to_disk(&img, n, n, 4096, &FitOptions::default());
     }
 
