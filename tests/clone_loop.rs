@@ -256,6 +256,46 @@ fn clone_odroid_dos_mbr_onto_a_bigger_disk() {
     clone_family(&fx, "odroid-n2", false, true);
 }
 
+/// `--all` copies every sector; a target a little smaller than the source but holding every
+/// partition and the backup GPT is accepted (the backup GPT moves in from the source's end).
+#[test]
+fn clone_all_sectors_and_onto_a_slightly_smaller_disk() {
+    let Some(fx) = skip("clone_all_sectors_and_onto_a_slightly_smaller_disk") else {
+        return;
+    };
+    let d = tmp();
+    let img = fx.join("rpi4.img");
+    let size = std::fs::metadata(&img).unwrap().len();
+    let src = d.path().join("src.img");
+    sparse_copy(&img, &src, size);
+    let sl = LoopDev::attach(&src, true).unwrap();
+
+    let dst = d.path().join("all.img");
+    blank(&dst, size + 8 * MIB);
+    let tl = LoopDev::attach(&dst, false).unwrap();
+    let (code, out, err) = run(&["--json", "clone", s(&sl.dev), s(&tl.dev), "--yes", "--all"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["mapped_bytes"], size);
+    assert_same(&img, &dst, &[Extent::new(0, size)], &table_areas(size), &[]);
+    check_tables(&tl.dev, true);
+
+    // The partitions end 1 MiB before the source's end: 512 KiB less still holds them and
+    // the backup GPT.
+    let small = size - 512 * 1024;
+    let dst = d.path().join("smaller.img");
+    blank(&dst, small);
+    let tl = LoopDev::attach(&dst, false).unwrap();
+    let (code, _, err) = run(&["clone", s(&sl.dev), s(&tl.dev), "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    let used = ranges::intersect(&used_of(&img), &[Extent::new(0, small)]);
+    let mut tables = table_areas(size);
+    tables.push(Extent::new(small - 33 * 512, 33 * 512));
+    assert_same(&img, &dst, &used, &tables, &[]);
+    check_tables(&tl.dev, true);
+    assert_eq!(install(&inspect(&sl.dev)), install(&inspect(&tl.dev)));
+}
+
 #[test]
 fn unreadable_source_sectors_give_exit_6_and_are_listed() {
     let test = "unreadable_source_sectors_give_exit_6_and_are_listed";

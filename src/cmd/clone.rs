@@ -172,18 +172,26 @@ fn mounted_rw(root: &SysRoot, d: &Disk) -> Vec<String> {
     v
 }
 
-/// One past the last byte the target must hold: the end of the last partition (the backup
-/// GPT is rewritten at the target's end), or the end of the used data without a table.
+/// One past the last byte the target must hold: the end of the last partition plus, on GPT,
+/// room for the backup GPT that is rewritten at the target's end (entries and header); the
+/// end of the used data without a table.
 fn last_used_byte(table: Option<&PartitionTable>, map: &UsageMap) -> u64 {
     let data_end = map.used.last().map(|e| e.end()).unwrap_or(0);
     match table {
-        Some(t) if !t.partitions.is_empty() => t
-            .partitions
-            .iter()
-            .map(|p| p.start_bytes(t.sector_size) + p.size_bytes(t.sector_size))
-            .max()
-            .unwrap_or(0)
-            .max(write::HEAD.min(map.size)),
+        Some(t) if !t.partitions.is_empty() => {
+            let ss = u64::from(t.sector_size);
+            let backup = t.gpt.as_ref().map_or(0, |g| {
+                let entries = u64::from(g.entry_count) * u64::from(g.entry_size);
+                (entries.div_ceil(ss) + 1) * ss
+            });
+            t.partitions
+                .iter()
+                .map(|p| p.start_bytes(t.sector_size) + p.size_bytes(t.sector_size))
+                .max()
+                .unwrap_or(0)
+                .saturating_add(backup)
+                .max(write::HEAD.min(map.size))
+        }
         _ => data_end,
     }
 }
