@@ -3,6 +3,7 @@
 # Python securetar (PyPI, streaming like Supervisor: tarfile "r|gz" over the cipher stream).
 # Prints wall time, peak memory (max RSS) and the ratio. Not part of `cargo test`.
 #   scripts/bench-backup.sh [WORKDIR]   (default target/bench-backup; needs ~5 GiB free)
+# Also prints user+system CPU seconds of each side (the box is shared: wall time is noisy).
 # Content: 512 MiB of random bytes (like media, incompressible) and 640 MiB of base64 text
 # (compresses to ~75 %), in 128 MiB files, so each backup is about 1 GiB.
 set -euo pipefail
@@ -17,8 +18,13 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py=$venv/bin/python
 tool=$PWD/tests/backup/securetar_tool.py
-cargo build --release -q
-lb=$PWD/target/release/lifeboat
+# LIFEBOAT=path/to/lifeboat skips the build (e.g. a copy taken while others rebuild the tree).
+if [ -n "${LIFEBOAT:-}" ]; then
+  lb=$(realpath "$LIFEBOAT")
+else
+  cargo build --release -q
+  lb=$PWD/target/release/lifeboat
+fi
 
 src=$work/src
 if [ ! -f "$src/.complete" ]; then
@@ -30,9 +36,10 @@ if [ ! -f "$src/.complete" ]; then
 fi
 echo "hunter2" > "$work/pw"
 
-measure() { # label command...  -> "seconds maxrss_kib"
-  local out; out=$({ /usr/bin/time -f "%e %M" "${@:2}" >/dev/null; } 2>&1 | tail -1)
-  echo "$out"
+measure() { # label command...  -> "seconds maxrss_kib cpu_seconds"
+  local out; out=$({ /usr/bin/time -f "%e %M %U %S" "${@:2}" >/dev/null; } 2>&1 | tail -1)
+  read -r e m u s <<<"$out"
+  echo "$e $m $(python3 -c "print(f'{$u+$s:.2f}')")"
 }
 
 for v in 2 3; do
@@ -41,14 +48,14 @@ for v in 2 3; do
   size=$(stat -c %s "$b")
   sync
   rm -rf "$work/py-out" "$work/lb-out"
-  read -r pt pm < <(measure py "$py" "$tool" extract "$b" hunter2 "$work/py-out")
-  read -r lt lm < <(measure lb "$lb" backup extract "$b" -o "$work/lb-out" --password-file "$work/pw")
+  read -r pt pm pc < <(measure py "$py" "$tool" extract "$b" hunter2 "$work/py-out")
+  read -r lt lm lc < <(measure lb "$lb" backup extract "$b" -o "$work/lb-out" --password-file "$work/pw")
   # The two extractions hold the same files.
   (cd "$work/py-out/homeassistant" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$work/py.sum"
   (cd "$work/lb-out/homeassistant" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$work/lb.sum"
   cmp -s "$work/py.sum" "$work/lb.sum" || { echo "v$v: extracted trees differ"; exit 1; }
   ratio=$(python3 -c "print(f'{$pt/$lt:.1f}')")
-  printf 'v%s backup %d MiB: python securetar %ss (max RSS %d MiB), lifeboat %ss (max RSS %d MiB): %sx faster\n' \
-    "$v" $((size >> 20)) "$pt" $((pm >> 10)) "$lt" $((lm >> 10)) "$ratio"
+  printf 'v%s backup %d MiB: python securetar %ss (CPU %ss, max RSS %d MiB), lifeboat %ss (CPU %ss, max RSS %d MiB): %sx faster\n' \
+    "$v" $((size >> 20)) "$pt" "$pc" $((pm >> 10)) "$lt" "$lc" $((lm >> 10)) "$ratio"
   rm -rf "$work/py-out" "$work/lb-out"
 done

@@ -464,7 +464,7 @@ fn read_archive(
     let result = std::thread::scope(|s| -> io::Result<(u64, u64, u64)> {
         let (counted_plain, plain_count) = inner::Counted::new(plain);
         let piped = super::pipe::spawn(s, counted_plain);
-        let (stream, tar_count) = inner::Counted::new(inner::tar_stream(Box::new(piped), &layers));
+        let (stream, tar_count) = inner::Counted::new(inner::tar_stream_buffered(piped, &layers));
         let bounded = Bounded {
             inner: stream,
             left: limits.max_bytes,

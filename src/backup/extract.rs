@@ -355,7 +355,7 @@ fn extract_one(
         // Three stages: read + decrypt, inflate, and (here) tar + file writes, so the
         // inflate thread (the slowest stage) never waits on the kernel's write path.
         let piped = super::pipe::spawn(s, plain);
-        let inflated = super::pipe::spawn(s, inner::tar_stream(Box::new(piped), &layers));
+        let inflated = super::pipe::spawn(s, inner::tar_stream_buffered(piped, &layers));
         let stream = Bounded {
             inner: Box::new(inflated),
             left: tar_budget,

@@ -7,7 +7,7 @@ use super::gzip::GzipReader;
 use super::securetar::{self, Header, KeyRing, Kind, Version};
 use super::tarscan::Member;
 use crate::io::ReadAt;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -184,11 +184,20 @@ pub fn tar_stream<'a>(
     if !layers.gzip {
         return plain;
     }
-    let buf = BufReader::with_capacity(256 << 10, plain);
-    if layers.encryption == Some(Version::V1) {
-        Box::new(GzipReader::lenient(buf))
+    tar_stream_buffered(BufReader::with_capacity(256 << 10, plain), layers)
+}
+
+/// [`tar_stream`] over a source that is already buffered (e.g. a [`super::pipe::PipeReader`]).
+pub fn tar_stream_buffered<'a, R: BufRead + Send + 'a>(
+    src: R,
+    layers: &Layers,
+) -> Box<dyn Read + Send + 'a> {
+    if !layers.gzip {
+        Box::new(src)
+    } else if layers.encryption == Some(Version::V1) {
+        Box::new(GzipReader::lenient(src))
     } else {
-        Box::new(GzipReader::strict(buf))
+        Box::new(GzipReader::strict(src))
     }
 }
 

@@ -2,7 +2,7 @@
 //! tar work in the other, so both cores work on one archive. Memory stays flat: a fixed
 //! number of 1 MiB buffers circulate between the two threads.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::Scope;
 
@@ -75,11 +75,12 @@ pub fn spawn<'scope, R: Read + Send + 'scope>(
     }
 }
 
-impl Read for PipeReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+impl PipeReader {
+    /// Make sure `cur` has unread bytes, unless the stream ended (then it is empty).
+    fn refill(&mut self) -> io::Result<()> {
         while self.pos == self.cur.len() {
             if self.done {
-                return Ok(0);
+                return Ok(());
             }
             match self.rx.recv() {
                 Ok(Ok(buf)) => {
@@ -98,14 +99,32 @@ impl Read for PipeReader {
                 }
                 Err(_) => {
                     self.done = true;
-                    return Ok(0);
+                    return Ok(());
                 }
             }
         }
-        let n = out.len().min(self.cur.len() - self.pos);
-        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
+        Ok(())
+    }
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = out.len().min(avail.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
         Ok(n)
+    }
+}
+
+/// Buffered reading straight from the 1 MiB chunks (no second copy through a `BufReader`).
+impl BufRead for PipeReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.refill()?;
+        Ok(&self.cur[self.pos.min(self.cur.len())..])
+    }
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.cur.len());
     }
 }
 
