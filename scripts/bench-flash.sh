@@ -19,7 +19,7 @@ LB=${LIFEBOAT:-$HERE/target/release/lifeboat}
 W=${1:-/tmp/lifeboat-bench-flash}
 [ -x "$LB" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "needs root (loop devices)" >&2; exit 1; }
-for t in losetup partx sfdisk mkfs.vfat mcopy mksquashfs mkfs.erofs mke2fs bmaptool dd bc python3; do
+for t in losetup partx blkdiscard blockdev sfdisk mkfs.vfat mcopy mksquashfs mkfs.erofs mke2fs bmaptool dd bc python3; do
   command -v $t >/dev/null || { echo "missing $t" >&2; exit 1; }
 done
 mkdir -p "$W"; cd "$W"
@@ -92,14 +92,16 @@ cleanup() { partx -d "$T" 2>/dev/null || true; losetup -d "$T"; }
 trap cleanup EXIT
 
 t() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); echo "$e - $s" | bc; }
-blank() { dd if=/dev/zero of="$T" bs=1M count=1 oflag=direct status=none; partx -d "$T" 2>/dev/null || true; }
+blank() { # no table, and nothing of the last result in the page cache
+  partx -d "$T" 2>/dev/null || true; blkdiscard -f "$T"   # holes in the backing file: all zeros
+  blockdev --flushbufs "$T"; sync; }
 check() { # the target's partitions equal the image's
   sfdisk -J "$U" | python3 -c "
 import json,sys
 for p in json.load(sys.stdin)['partitiontable']['partitions']: print(p['start'], p['size'])" |
   while read -r s n; do
-    cmp -s <(dd if="$U" bs=512 skip="$s" count="$n" status=none) \
-           <(dd if="$T" bs=512 skip="$s" count="$n" iflag=direct status=none) ||
+    cmp -s <(dd if="$U" bs=4M skip=$((s * 512)) count=$((n * 512)) iflag=skip_bytes,count_bytes status=none) \
+           <(dd if="$T" bs=4M skip=$((s * 512)) count=$((n * 512)) iflag=skip_bytes,count_bytes status=none) ||
       { echo "MISMATCH after $1 at sector $s" >&2; exit 1; }
   done
 }

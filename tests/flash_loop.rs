@@ -668,3 +668,89 @@ fn a_killed_flash_leaves_no_partition_table() {
     assert_ne!(code, 0);
     assert_ne!(v["verdict"], "haos", "{v}");
 }
+
+#[test]
+fn ctrl_c_stops_and_wipes_the_tables() {
+    if let Some(why) = nbd_unavailable() {
+        eprintln!("skipped ctrl_c_stops_and_wipes_the_tables: {why}");
+        return;
+    }
+    let Some(fx) = fixtures_or_skip("ctrl_c_stops_and_wipes_the_tables") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = fx.join("rpi4.img");
+    let back = dir.path().join("back.bin");
+    std::fs::copy(&img, &back).unwrap();
+    File::options()
+        .write(true)
+        .open(&back)
+        .unwrap()
+        .set_len(160 << 20)
+        .unwrap();
+    let work = dir.path().join("nbd");
+    std::fs::create_dir(&work).unwrap();
+    let d = NbdDev::new(
+        &work,
+        &[],
+        &["--filter=rate", "file", back.to_str().unwrap(), "rate=40M"],
+    )
+    .unwrap();
+    let mut child = common::lifeboat()
+        .args(["--json", "flash", "--yes", "--no-bmap"])
+        .arg(&img)
+        .arg(&d.dev)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut acc = String::new();
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            acc.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = tx.send(acc.clone());
+        }
+    });
+    let t = Instant::now();
+    let mut seen = String::new();
+    while t.elapsed() < Duration::from_secs(60) && !seen.contains("\"phase\":\"write\"") {
+        if let Ok(s) = rx.recv_timeout(Duration::from_millis(100)) {
+            seen = s;
+        }
+    }
+    assert!(
+        seen.contains("\"phase\":\"write\""),
+        "no write phase: {seen}"
+    );
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    // Everything it printed: the reader thread ends at EOF.
+    while let Ok(s) = rx.recv_timeout(Duration::from_secs(10)) {
+        seen = s;
+    }
+    assert_eq!(status.code(), Some(1), "{seen}");
+    assert!(
+        seen.contains("interrupted") && seen.contains("blank"),
+        "{seen}"
+    );
+    let sf = Command::new("sfdisk")
+        .arg("-d")
+        .arg(&d.dev)
+        .output()
+        .unwrap();
+    assert!(
+        !sf.status.success(),
+        "a partition table survived Ctrl-C: {}",
+        String::from_utf8_lossy(&sf.stdout)
+    );
+}

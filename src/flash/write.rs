@@ -42,8 +42,10 @@ use std::time::{Duration, Instant};
 pub const CHUNK: usize = 4 << 20;
 /// The first MiB: written last.
 pub const HEAD: u64 = 1 << 20;
-/// Buffers in flight between the reader and the writer.
-const QUEUE: usize = 4;
+/// Chunks queued between two stages (reader → writer → hasher; device reader → hasher).
+const QUEUE: usize = 3;
+/// Buffers in circulation.
+const POOL: usize = 8;
 
 /// The disk being flashed: a write descriptor opened `O_EXCL` (and `O_DIRECT` when the device
 /// takes it), an `O_DIRECT` read descriptor for the read-back and a buffered one for the
@@ -146,9 +148,9 @@ impl Target {
     /// sectors) so the write stays sector-aligned.
     fn write_at(&self, data: &[u8], off: u64) -> Result<()> {
         let s = self.s();
-        let aligned = off % s == 0
-            && (data.len() as u64) % s == 0
-            && (data.as_ptr() as usize) % crate::imaging::reader::ALIGN == 0;
+        let aligned = off.is_multiple_of(s)
+            && (data.len() as u64).is_multiple_of(s)
+            && (data.as_ptr() as usize).is_multiple_of(crate::imaging::reader::ALIGN);
         if !self.direct || aligned {
             return self.pwrite_all(data, off);
         }
@@ -210,6 +212,13 @@ impl Target {
 
     /// Read `len` bytes at `off` into `buf` through a sector-aligned window.
     fn read_into<'b>(&self, buf: &'b mut AlignedBuf, off: u64, len: usize) -> Result<&'b [u8]> {
+        let (st, n) = self.fill_window(buf, off, len)?;
+        Ok(&buf.get(n)[st..st + len])
+    }
+
+    /// Fill `buf` with the sector-aligned window around `[off, off+len)`; returns where the
+    /// bytes start in it and the window's length.
+    fn fill_window(&self, buf: &mut AlignedBuf, off: u64, len: usize) -> Result<(usize, usize)> {
         let s = self.s();
         let a = off - off % s;
         let e = ((off + len as u64).div_ceil(s) * s).min(self.size.max(off + len as u64));
@@ -244,7 +253,7 @@ impl Target {
                 off + len as u64
             );
         }
-        Ok(&buf.get(n)[st..st + len])
+        Ok((st, n))
     }
 
     /// Data on the medium, then the kernel's cache of the device dropped.
@@ -462,8 +471,8 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
     };
     progress.phase("write", total);
     let (tx, rx) = sync_channel::<Chunk>(QUEUE);
-    let (back_tx, back_rx) = sync_channel::<AlignedBuf>(QUEUE + 2);
-    for _ in 0..QUEUE + 1 {
+    let (back_tx, back_rx) = sync_channel::<AlignedBuf>(POOL + 1);
+    for _ in 0..POOL {
         let _ = back_tx.send(AlignedBuf::new(CHUNK));
     }
     let want_whole = map.is_none();
@@ -485,7 +494,24 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
                 back_rx,
             )
         });
-        let mut units: Vec<Unit> = Vec::new();
+        // Written chunks go on to a hasher thread (the SHA-256 the read-back compares with),
+        // so hashing overlaps the next write.
+        let (htx, hrx) = sync_channel::<Chunk>(QUEUE);
+        let back_h = back_tx.clone();
+        let hh = sc.spawn(move || {
+            let mut units: Vec<Unit> = Vec::new();
+            for c in hrx.iter() {
+                let data = &c.buf.get(c.len)[..c.len];
+                units.push(Unit {
+                    off: c.off,
+                    len: c.len as u64,
+                    sha: Sha256::digest(data).into(),
+                });
+                progress.done.fetch_add(c.len as u64, Ordering::Relaxed);
+                let _ = back_h.send(c.buf);
+            }
+            units
+        });
         let mut written = 0u64;
         let mut err: Option<anyhow::Error> = None;
         for c in rx.iter() {
@@ -496,13 +522,14 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
                     let data = &c.buf.get(c.len)[..c.len];
                     match t.write_at(data, c.off) {
                         Ok(()) => {
-                            units.push(Unit {
-                                off: c.off,
-                                len: c.len as u64,
-                                sha: Sha256::digest(data).into(),
-                            });
                             written += c.len as u64;
-                            progress.done.fetch_add(c.len as u64, Ordering::Relaxed);
+                            if let Err(e) = htx.send(c) {
+                                // The hasher is gone (it cannot be): recycle and stop.
+                                let _ = back_tx.send(e.0.buf);
+                                err = Some(anyhow!("the hashing thread ended early"));
+                                stop.store(true, Ordering::Relaxed);
+                            }
+                            continue;
                         }
                         Err(e) => err = Some(e),
                     }
@@ -514,6 +541,8 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
                 stop.store(true, Ordering::Relaxed);
             }
         }
+        drop(htx);
+        let units = hh.join().unwrap_or_default();
         let r = rh
             .join()
             .unwrap_or_else(|_| Err(anyhow!("the image reader thread panicked")));
@@ -550,7 +579,10 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
     progress.phase("fit", 0);
     let mut first = AlignedBuf::new(HEAD as usize);
     first.get_mut(head.len())[..head.len()].copy_from_slice(&head);
-    let (fit_writes, fit_notes) = {
+    let crate::flash::geometry::Fit {
+        writes: fit_writes,
+        notes: fit_notes,
+    } = {
         let overlay = Overlay {
             head: first.get(HEAD as usize),
             dev: &t.plain,
@@ -591,19 +623,8 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
     units.sort_by_key(|u| u.off);
     let verified: u64 = units.iter().map(|u| u.len).sum();
     progress.phase("verify", verified);
+    let bad = read_back(t, &units, stop, progress)?;
     let mut rb = AlignedBuf::new(CHUNK + 8192);
-    let mut bad: Vec<Unit> = Vec::new();
-    for u in &units {
-        if stop.load(Ordering::Relaxed) {
-            return Err(interrupted());
-        }
-        let got = t.read_into(&mut rb, u.off, u.len as usize)?;
-        let h: [u8; 32] = Sha256::digest(got).into();
-        if h != u.sha {
-            bad.push(*u);
-        }
-        progress.done.fetch_add(u.len, Ordering::Relaxed);
-    }
     let mut mismatches: Vec<ReadbackMismatch> = Vec::new();
     if !bad.is_empty() {
         let fixed = repair(
@@ -683,6 +704,53 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
 
 fn secs(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+/// Read every piece back (`O_DIRECT`, a reader thread ahead of the hashing) and return those
+/// whose SHA-256 differs from what was written.
+fn read_back(
+    t: &Target,
+    units: &[Unit],
+    stop: &AtomicBool,
+    progress: &Progress,
+) -> Result<Vec<Unit>> {
+    let (tx, rx) = sync_channel::<(usize, AlignedBuf, usize)>(QUEUE);
+    let (back_tx, back_rx) = sync_channel::<AlignedBuf>(POOL + 1);
+    for _ in 0..POOL {
+        let _ = back_tx.send(AlignedBuf::new(CHUNK + 8192));
+    }
+    std::thread::scope(|sc| {
+        let rh = sc.spawn(move || -> Result<()> {
+            for (i, u) in units.iter().enumerate() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut buf) = back_rx.recv() else { break };
+                let (st, _) = t.fill_window(&mut buf, u.off, u.len as usize)?;
+                if tx.send((i, buf, st)).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+        let mut bad = Vec::new();
+        for (i, buf, st) in rx.iter() {
+            let u = units[i];
+            let n = st + u.len as usize;
+            let h: [u8; 32] = Sha256::digest(&buf.get(n)[st..n]).into();
+            if h != u.sha {
+                bad.push(u);
+            }
+            progress.done.fetch_add(u.len, Ordering::Relaxed);
+            let _ = back_tx.send(buf);
+        }
+        rh.join()
+            .unwrap_or_else(|_| Err(anyhow!("the read-back thread panicked")))?;
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted (Ctrl-C or a termination signal)");
+        }
+        Ok(bad)
+    })
 }
 
 /// Write the fit's changes outside the first MiB. A piece already written that a change
@@ -1134,21 +1202,20 @@ fn fit(
     target_size: u64,
     sector: u32,
     grow: bool,
-) -> Result<(Vec<(u64, Vec<u8>)>, Vec<String>)> {
+) -> Result<crate::flash::geometry::Fit> {
     if !has_table {
-        return Ok((
-            Vec::new(),
-            vec!["the image has no partition table: nothing to fit to the disk".into()],
-        ));
+        return Ok(crate::flash::geometry::Fit {
+            writes: Vec::new(),
+            notes: vec!["the image has no partition table: nothing to fit to the disk".into()],
+        });
     }
-    let f = crate::flash::geometry::fit_to_disk(
+    crate::flash::geometry::fit_to_disk(
         disk,
         image_size,
         target_size,
         sector,
         &crate::flash::geometry::FitOptions { grow },
-    )?;
-    Ok((f.writes, f.notes))
+    )
 }
 
 /// After the flash: re-read the table (`BLKRRPART`, retried while udev holds the disk) and
