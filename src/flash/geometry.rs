@@ -144,19 +144,19 @@ struct Span {
 }
 
 fn le32(b: &[u8], off: usize) -> u32 {
-    b.get(off..off + 4)
+    b.get(off..off.saturating_add(4))
         .and_then(|s| <[u8; 4]>::try_from(s).ok())
         .map_or(0, u32::from_le_bytes)
 }
 
 fn put32(b: &mut [u8], off: usize, v: u32) {
-    if let Some(s) = b.get_mut(off..off + 4) {
+    if let Some(s) = b.get_mut(off..off.saturating_add(4)) {
         s.copy_from_slice(&v.to_le_bytes());
     }
 }
 
 fn put64(b: &mut [u8], off: usize, v: u64) {
-    if let Some(s) = b.get_mut(off..off + 8) {
+    if let Some(s) = b.get_mut(off..off.saturating_add(8)) {
         s.copy_from_slice(&v.to_le_bytes());
     }
 }
@@ -467,7 +467,7 @@ impl Layout {
                 let off = usize::try_from(p.index)
                     .unwrap_or(usize::MAX)
                     .saturating_mul(esize);
-                put64(&mut entries, off + 40, e - 1);
+                put64(&mut entries, off.saturating_add(40), e - 1);
             }
             if let Some(s) = spans.iter_mut().find(|s| s.number == d.number) {
                 s.end = e;
