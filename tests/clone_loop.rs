@@ -523,3 +523,72 @@ fn refusals() {
         );
     }
 }
+
+/// Ctrl-C in the middle of a clone (a slow source: nbdkit's delay filter) leaves the target
+/// blank: no partition table at its start or end, and the error says so.
+#[test]
+fn an_interrupted_clone_leaves_a_blank_target() {
+    let test = "an_interrupted_clone_leaves_a_blank_target";
+    if let Some(why) = faultdev::unavailable() {
+        eprintln!("skipped {test}: {why}");
+        return;
+    }
+    let Some(fx) = fixtures_or_skip(test) else {
+        return;
+    };
+    let d = tmp();
+    let img = fx.join("rpi4.img");
+    let size = std::fs::metadata(&img).unwrap().len();
+    let back = d.path().join("src.img");
+    sparse_copy(&img, &back, size);
+    let work = d.path().join("rig");
+    std::fs::create_dir_all(&work).unwrap();
+    let fd =
+        faultdev::FaultDev::with_filters(&back, &[], &work, &[("--filter=delay", "rdelay=200ms")])
+            .expect("slow device");
+    let dst = d.path().join("dst.img");
+    // A target that held an HAOS install before: its old tables must not survive.
+    sparse_copy(&img, &dst, size + 8 * MIB);
+    let tl = LoopDev::attach(&dst, false).unwrap();
+    let mut child = common::lifeboat()
+        .args(["--json", "clone", s(&fd.dev), s(&tl.dev), "--yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the write phase (reading the source, writing the target) has begun.
+    let pid = child.id().to_string();
+    let stderr = child.stderr.take().unwrap();
+    let mut err = String::new();
+    let mut sent = false;
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+        let line = line.unwrap();
+        if !sent && line.contains("\"phase\":\"write\"") && line.contains("\"done\":") {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["done"].as_u64().unwrap_or(0) > 0 {
+                let _ = Command::new("kill").args(["-INT", &pid]).status();
+                sent = true;
+            }
+        }
+        err.push_str(&line);
+        err.push('\n');
+    }
+    assert!(sent, "never saw the write phase: {err}");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(1), "{out}");
+    assert!(out.contains("\"error\""), "{out}");
+    assert!(
+        out.contains("interrupted") && out.contains("blank"),
+        "{out}\n{err}"
+    );
+    let f = File::open(&dst).unwrap();
+    let head = read_range(&f, &Extent::new(0, MIB));
+    assert!(head.iter().all(|&b| b == 0), "first MiB wiped");
+    let tail = read_range(&f, &Extent::new(size + 7 * MIB, MIB));
+    assert!(tail.iter().all(|&b| b == 0), "last MiB wiped");
+    let old_backup = read_range(&f, &Extent::new(size - 512, 512));
+    assert_ne!(&old_backup[..8], b"EFI PART", "the old backup GPT is gone");
+}

@@ -467,10 +467,13 @@ pub fn run(args: &CloneArgs, out: &Output) -> Result<Outcome> {
         dst_disk.path.display(),
         src_disk.path.display()
     ));
-    let others: Vec<String> = other_haos(&disks, &dst_disk)
-        .into_iter()
-        .filter(|o| !o.starts_with(&format!("{} ", src_disk.path.display())))
+    // Other HAOS disks besides the source (which is not read again for this).
+    let rest: Vec<Disk> = disks
+        .iter()
+        .filter(|d| d.name != src_disk.name)
+        .cloned()
         .collect();
+    let others = other_haos(&rest, &dst_disk);
     if !others.is_empty() {
         warnings.push(format!(
             "another disk with Home Assistant OS is attached besides the source: {}",

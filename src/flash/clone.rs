@@ -114,8 +114,8 @@ impl Sink for ChannelSink {
         Ok(())
     }
     fn finish(self: Box<Self>) -> io::Result<(Option<u64>, Option<String>)> {
-        // The reader may be gone already (the flash engine stops after the last used range).
-        let _ = self.tx.send(Msg::End);
+        // The end (or the failure) is announced by the producer once the rescuer has said
+        // whether it read everything: an interrupted read must not look like a short source.
         Ok((None, None))
     }
 }
@@ -310,9 +310,12 @@ pub fn clone(job: CloneJob<'_>, target: &Target) -> Result<CloneReport> {
                 stop,
                 tx,
             );
-            if let Err(e) = &r {
-                let _ = fail_tx.send(Msg::Fail(format!("{e:#}")));
-            }
+            // The reader may be gone already (the flash engine stops after the last used
+            // range, or failed): then nobody needs to know.
+            let _ = fail_tx.send(match &r {
+                Ok(_) => Msg::End,
+                Err(e) => Msg::Fail(format!("{e:#}")),
+            });
             drop(fail_tx);
             r
         });
@@ -352,7 +355,11 @@ pub fn clone(job: CloneJob<'_>, target: &Target) -> Result<CloneReport> {
                 drop(keeper);
                 Ok(CloneReport { read, flash })
             }
-            (Err(e), _) => Err(e),
+            (Err(e), _) => Err(e.context(format!(
+                "clone of {} to {} failed",
+                source.display(),
+                target.path.display()
+            ))),
             (Ok(_), Err(e)) => Err(e.context(format!(
                 "{}: reading the source failed after the target was written; do not trust \
                  the target",
