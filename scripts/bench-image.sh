@@ -79,9 +79,27 @@ trap cleanup EXIT
 [ -e "${L}p8" ] || partx -a "$L"
 P8=${L}p8
 
-t() { local s e; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); echo "$e - $s" | bc; }
+# Each timed run starts with no dirty pages left by the previous one (`sync`, not timed):
+# otherwise the kernel writes the last run's 2 GiB back during the next and slows it.
+t() { local s e; sync; s=$(date +%s.%N); "$@"; e=$(date +%s.%N); echo "$e - $s" | bc; }
+# Where a run's time went: the pipeline stages from its manifest (busy and waiting per thread).
+stages() {
+  python3 - "$1" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+for p in m["phases"]:
+    if p["name"].startswith("pipeline/") or p["name"] == "copy":
+        r = p.get("bytes_per_second")
+        print(f"|   {p['name']} | {p['seconds']:.2f} s | {r / 1e6:.0f} MB/s |" if r else f"|   {p['name']} | {p['seconds']:.2f} s | |")
+PY
+}
 SIZE=$(blockdev --getsize64 "$L")
-echo "disk: $SIZE bytes ($L, direct-io), $(nproc) cores"
+echo "disk: $SIZE bytes ($L, direct-io), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# The ceilings: the device read alone, and one core's SHA-256 (what the whole-image hash,
+# one sequential stream over every byte, can do at most).
+TR_DD=$(t dd if="$L" of=/dev/null iflag=direct bs=4M status=none)
+SHA=$(openssl speed -evp sha256 -bytes 16384 -seconds 2 2>/dev/null | awk '/^sha256/ {print $NF}' | tr -d k)
+echo "device read (dd → /dev/null): $(python3 -c "print(f'{$SIZE/$TR_DD/1e6:.0f}')") MB/s; SHA-256 one core (openssl): $(python3 -c "print(f'{$SHA*1000/1e6:.0f}')") MB/s"
 
 rm -rf out/*
 TA_DD=$(t dd if="$L" of=out/dd.img iflag=direct bs=4M status=none)
@@ -111,6 +129,11 @@ echo "| (b) lifeboat --all → .img.zst | ${TB_LB} s | $(mbs $TB_LB) MB/s | $(r 
 echo "| (c) lifeboat used-only → .img (used fraction $FRAC) | ${TC_LB} s | | $(r "$TC_LB/$TA_LB") of --all's time = $(r "($TC_LB/$TA_LB)/$FRAC") × used fraction (target ≤ 1.2) |"
 echo "| (d) partclone.ext4 -c (data partition) | ${TD_PC} s | | |"
 echo "| (d) lifeboat on the data partition → .img.zst / .img | ${TD_LB} s / ${TD_LBR} s | | $(r "$TD_PC/$TD_LB")× / $(r "$TD_PC/$TD_LBR")× partclone's speed |"
+echo
+echo "Stages of (a) lifeboat --all → .img:"
+stages out/all.img.manifest.json
+echo "Stages of (c) lifeboat used-only → .img:"
+stages out/used.img.manifest.json
 
 # --- the same at SD-card speed (80 MB/s = 640 Mbit/s for nbdkit's rate filter)
 if command -v nbdkit >/dev/null && command -v nbdfuse >/dev/null; then
