@@ -1014,6 +1014,50 @@ mod tests {
         assert!(g.writes.iter().all(|(off, _)| *off != 0));
     }
 
+    #[test]
+    fn four_k_sectors() {
+        // 16 MiB image in 4096-byte sectors: entries take 4 sectors, data 2 MiB..15 MiB.
+        let ss = 4096u64;
+        let sectors = 16 * MIB / ss;
+        let entries = build_entries(
+            &[(
+                LINUX,
+                "a52a4597-fa3a-4851-aefd-2fbe9f849079",
+                512,
+                15 * MIB / ss - 1,
+                0,
+                "hassos-data",
+            )],
+            128,
+            128,
+        );
+        let mut img = vec![0u8; (sectors * ss) as usize];
+        img[..512].copy_from_slice(&build_mbr(0, &[(false, 0xEE, 1, (sectors - 1) as u32)]));
+        let h = FixHeader {
+            my_lba: 1,
+            alternate_lba: sectors - 1,
+            first_usable: 6,
+            last_usable: sectors - 6,
+            disk_guid: "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
+            entries_lba: 2,
+            entry_count: 128,
+            entry_size: 128,
+        };
+        img[4096..8192].copy_from_slice(&build_header(&h, &entries, 4096));
+        img[8192..8192 + entries.len()].copy_from_slice(&entries);
+        let n = img.len() as u64;
+        let target = 40 * MIB;
+        let f = fit_to_disk(&img, n, target, 4096, &FitOptions { grow: true }).unwrap();
+        let d = apply(&img, target, &f);
+        let t = crate::table::read_table(&d, 4096).unwrap();
+        assert!(t.problems.is_empty(), "{:?}", t.problems);
+        let g = t.gpt.clone().unwrap();
+        assert_eq!(g.backup_lba, target / ss - 1);
+        assert_eq!(g.last_usable_lba, target / ss - 6);
+        let p = t.partition(1).unwrap();
+        assert_eq!((p.start_lba + p.size_lba) * ss, 39 * MIB);
+    }
+
     /// A DOS image like ODROID: p1 boot, p2 extended with logicals p5, p6; p3 primary;
     /// p4 data primary last. `data_logical` puts data in the last logical instead.
     fn dos_image(mib: u64, data_logical: bool) -> Vec<u8> {
