@@ -300,7 +300,7 @@ struct Unit {
 }
 
 /// A range that read back different from what was written.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ReadbackMismatch {
     /// Byte offset on the disk and length of the differing bytes (to the sector).
     pub offset: u64,
@@ -476,6 +476,14 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
         let _ = back_tx.send(AlignedBuf::new(CHUNK));
     }
     let want_whole = map.is_none();
+    // bmap ranges whose SHA-256 stands for what is written: wholly past the first MiB and on
+    // the disk.
+    let checked: Vec<(Extent, [u8; 32])> = map
+        .iter()
+        .flatten()
+        .filter(|(e, _)| e.start >= HEAD && e.end() <= t.size && e.len > 0)
+        .filter_map(|(e, c)| c.as_deref().and_then(unhex32).map(|h| (*e, h)))
+        .collect();
     input.set_hash_stored(false);
     let head_for_reader = head.clone();
     let map_for_reader = map.clone();
@@ -498,15 +506,33 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
         // so hashing overlaps the next write.
         let (htx, hrx) = sync_channel::<Chunk>(QUEUE);
         let back_h = back_tx.clone();
+        let checked = &checked;
         let hh = sc.spawn(move || {
             let mut units: Vec<Unit> = Vec::new();
+            let mut ci = 0usize;
             for c in hrx.iter() {
-                let data = &c.buf.get(c.len)[..c.len];
-                units.push(Unit {
-                    off: c.off,
-                    len: c.len as u64,
-                    sha: Sha256::digest(data).into(),
-                });
+                let (off, len) = (c.off, c.len as u64);
+                while ci < checked.len() && checked[ci].0.end() <= off {
+                    ci += 1;
+                }
+                match checked.get(ci) {
+                    // Inside a range the bmap gives a SHA-256 for (checked by the reader): the
+                    // read-back compares the whole range with it, nothing to hash here.
+                    Some((e, sha)) if e.start <= off && off + len <= e.end() => {
+                        if off + len == e.end() {
+                            units.push(Unit {
+                                off: e.start,
+                                len: e.len,
+                                sha: *sha,
+                            });
+                        }
+                    }
+                    _ => units.push(Unit {
+                        off,
+                        len,
+                        sha: Sha256::digest(&c.buf.get(c.len)[..c.len]).into(),
+                    }),
+                }
                 progress.done.fetch_add(c.len as u64, Ordering::Relaxed);
                 let _ = back_h.send(c.buf);
             }
@@ -714,34 +740,44 @@ fn read_back(
     stop: &AtomicBool,
     progress: &Progress,
 ) -> Result<Vec<Unit>> {
-    let (tx, rx) = sync_channel::<(usize, AlignedBuf, usize)>(QUEUE);
+    // (unit index, buffer, start in it, length, last piece of the unit)
+    let (tx, rx) = sync_channel::<(usize, AlignedBuf, usize, usize, bool)>(QUEUE);
     let (back_tx, back_rx) = sync_channel::<AlignedBuf>(POOL + 1);
     for _ in 0..POOL {
         let _ = back_tx.send(AlignedBuf::new(CHUNK + 8192));
     }
     std::thread::scope(|sc| {
         let rh = sc.spawn(move || -> Result<()> {
-            for (i, u) in units.iter().enumerate() {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(mut buf) = back_rx.recv() else { break };
-                let (st, _) = t.fill_window(&mut buf, u.off, u.len as usize)?;
-                if tx.send((i, buf, st)).is_err() {
-                    break;
+            'units: for (i, u) in units.iter().enumerate() {
+                let mut p = u.off;
+                while p < u.off + u.len {
+                    if stop.load(Ordering::Relaxed) {
+                        break 'units;
+                    }
+                    let l = (u.off + u.len - p).min(CHUNK as u64) as usize;
+                    let Ok(mut buf) = back_rx.recv() else {
+                        break 'units;
+                    };
+                    let (st, _) = t.fill_window(&mut buf, p, l)?;
+                    p += l as u64;
+                    if tx.send((i, buf, st, l, p == u.off + u.len)).is_err() {
+                        break 'units;
+                    }
                 }
             }
             Ok(())
         });
         let mut bad = Vec::new();
-        for (i, buf, st) in rx.iter() {
-            let u = units[i];
-            let n = st + u.len as usize;
-            let h: [u8; 32] = Sha256::digest(&buf.get(n)[st..n]).into();
-            if h != u.sha {
-                bad.push(u);
+        let mut h = Sha256::new();
+        for (i, buf, st, l, last) in rx.iter() {
+            h.update(&buf.get(st + l)[st..st + l]);
+            if last {
+                let got: [u8; 32] = std::mem::take(&mut h).finalize().into();
+                if got != units[i].sha {
+                    bad.push(units[i]);
+                }
             }
-            progress.done.fetch_add(u.len, Ordering::Relaxed);
+            progress.done.fetch_add(l as u64, Ordering::Relaxed);
             let _ = back_tx.send(buf);
         }
         rh.join()
@@ -753,9 +789,24 @@ fn read_back(
     })
 }
 
-/// Write the fit's changes outside the first MiB. A piece already written that a change
-/// overlaps (the stale backup GPT inside the image) is read again from the image, patched,
-/// rewritten whole and gets its new hash; the rest become pieces of their own.
+/// 64 hex digits as 32 bytes.
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let b = s.trim().as_bytes();
+    if b.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, o) in out.iter_mut().enumerate() {
+        let d = |c: u8| (c as char).to_digit(16);
+        *o = (d(b[2 * i])? * 16 + d(b[2 * i + 1])?) as u8;
+    }
+    Some(out)
+}
+
+/// Write the fit's changes outside the first MiB. A unit already written that a change
+/// overlaps (the stale backup GPT inside the image) is read again from the image (checked
+/// against its hash), patched, rewritten, and replaced by pieces with their new hashes; the
+/// rest of the changes become pieces of their own.
 fn apply_fit(
     t: &Target,
     image: &Path,
@@ -766,37 +817,63 @@ fn apply_fit(
         return Ok(0);
     }
     units.sort_by_key(|u| u.off);
-    let hits = |u: &Unit| {
-        writes
-            .iter()
-            .any(|(o, d)| *o < u.off + u.len && o + d.len() as u64 > u.off)
-    };
-    let idx: Vec<usize> = (0..units.len()).filter(|&i| hits(&units[i])).collect();
-    let picked: Vec<Unit> = idx.iter().map(|&i| units[i]).collect();
-    let data = fetch(image, &picked)?;
+    let overlaps = |o: u64, l: u64, w: &(u64, Vec<u8>)| w.0 < o + l && w.0 + w.1.len() as u64 > o;
+    let hit: Vec<bool> = units
+        .iter()
+        .map(|u| writes.iter().any(|w| overlaps(u.off, u.len, w)))
+        .collect();
+    let picked: Vec<Unit> = units
+        .iter()
+        .zip(&hit)
+        .filter(|(_, h)| **h)
+        .map(|(u, _)| *u)
+        .collect();
     let mut n = 0u64;
-    for (&i, mut d) in idx.iter().zip(data) {
-        let u = units[i];
-        if Sha256::digest(&d).as_slice() != u.sha {
-            bail!(
-                "{}: the image changed while flashing (bytes at {} differ from the first read)",
-                image.display(),
-                u.off
-            );
-        }
-        for (o, w) in writes {
-            let s = (*o).max(u.off);
-            let e = (o + w.len() as u64).min(u.off + u.len);
-            if s < e {
-                d[(s - u.off) as usize..(e - u.off) as usize]
-                    .copy_from_slice(&w[(s - o) as usize..(e - o) as usize]);
+    let mut fresh: Vec<Unit> = Vec::new();
+    let mut h = Sha256::new();
+    fetch_each(image, &picked, &mut |i, off, data, last| {
+        h.update(data);
+        if last {
+            let got: [u8; 32] = std::mem::take(&mut h).finalize().into();
+            if got != picked[i].sha {
+                bail!(
+                    "{}: the image changed while flashing (bytes at {} differ from the first read)",
+                    image.display(),
+                    picked[i].off
+                );
             }
         }
-        t.write_at(&d, u.off)?;
-        units[i].sha = Sha256::digest(&d).into();
-        n += d.len() as u64;
-    }
-    // The parts of the writes that no piece covers.
+        let len = data.len() as u64;
+        let mut d = data.to_vec();
+        let mut touched = false;
+        for w in writes.iter().filter(|w| overlaps(off, len, w)) {
+            let s = w.0.max(off);
+            let e = (w.0 + w.1.len() as u64).min(off + len);
+            d[(s - off) as usize..(e - off) as usize]
+                .copy_from_slice(&w.1[(s - w.0) as usize..(e - w.0) as usize]);
+            touched = true;
+        }
+        if touched {
+            t.write_at(&d, off)?;
+            n += len;
+        }
+        fresh.push(Unit {
+            off,
+            len,
+            sha: Sha256::digest(&d).into(),
+        });
+        Ok(())
+    })?;
+    let mut kept: Vec<Unit> = units
+        .iter()
+        .zip(&hit)
+        .filter(|(_, h)| !**h)
+        .map(|(u, _)| *u)
+        .collect();
+    kept.extend(fresh);
+    kept.sort_by_key(|u| u.off);
+    *units = kept;
+    // The parts of the writes that no unit covers.
     let covered: Vec<Extent> = units.iter().map(|u| Extent::new(u.off, u.len)).collect();
     for (o, w) in writes {
         let free =
@@ -812,6 +889,7 @@ fn apply_fit(
             });
         }
     }
+    units.sort_by_key(|u| u.off);
     Ok(n)
 }
 
@@ -844,9 +922,9 @@ fn locate(table: Option<&PartitionTable>, off: u64) -> (Option<u32>, Option<Stri
     (None, None)
 }
 
-/// Rewrite and re-read the pieces that read back wrong, up to `retries` times each. Every
-/// differing sector range is recorded (by offset and partition). Returns true when all were
-/// fixed.
+/// Rewrite and re-read the units that read back wrong, piece by piece, up to `retries` times
+/// each piece. Every differing sector range is recorded (by offset and partition). Returns
+/// true when all were fixed.
 fn repair(
     t: &Target,
     image: &Path,
@@ -856,34 +934,43 @@ fn repair(
     out: &mut Vec<ReadbackMismatch>,
     warn: &mut dyn FnMut(&str),
 ) -> Result<bool> {
-    let data = fetch(image, bad)?;
-    let mut all_fixed = true;
     let mut rb = AlignedBuf::new(CHUNK + 8192);
-    for (u, want) in bad.iter().zip(data.iter()) {
-        if Sha256::digest(want).as_slice() != u.sha {
-            bail!(
-                "{}: the image changed while flashing (bytes at {} differ from the first read)",
-                image.display(),
-                u.off
-            );
+    let s = t.s() as usize;
+    // Pieces that differ now: (offset, image bytes, its mismatches in `out`).
+    let mut todo: Vec<(u64, Vec<u8>, std::ops::Range<usize>)> = Vec::new();
+    let mut differing_units = vec![false; bad.len()];
+    let mut h = Sha256::new();
+    fetch_each(image, bad, &mut |i, off, want, last| {
+        h.update(want);
+        if last {
+            let got: [u8; 32] = std::mem::take(&mut h).finalize().into();
+            if got != bad[i].sha {
+                bail!(
+                    "{}: the image changed while flashing (bytes at {} differ from the first read)",
+                    image.display(),
+                    bad[i].off
+                );
+            }
         }
-        // Where exactly: compare sector by sector.
-        let got = t.read_into(&mut rb, u.off, u.len as usize)?.to_vec();
+        let got = t.read_into(&mut rb, off, want.len())?;
+        if got == want {
+            return Ok(());
+        }
+        differing_units[i] = true;
         let first_idx = out.len();
-        let s = t.s() as usize;
-        let mut i = 0usize;
-        while i < want.len() {
-            let l = s.min(want.len() - i);
-            if got[i..i + l] != want[i..i + l] {
-                let off = u.off + i as u64;
+        let mut k = 0usize;
+        while k < want.len() {
+            let l = s.min(want.len() - k);
+            if got[k..k + l] != want[k..k + l] {
+                let o = off + k as u64;
                 let extend =
-                    out.len() > first_idx && out.last().is_some_and(|m| m.offset + m.length == off);
+                    out.len() > first_idx && out.last().is_some_and(|m| m.offset + m.length == o);
                 match out.last_mut() {
                     Some(m) if extend => m.length += l as u64,
                     _ => {
-                        let (partition, partition_name) = locate(table, off);
+                        let (partition, partition_name) = locate(table, o);
                         out.push(ReadbackMismatch {
-                            offset: off,
+                            offset: o,
                             length: l as u64,
                             partition,
                             partition_name,
@@ -893,10 +980,14 @@ fn repair(
                     }
                 }
             }
-            i += l;
+            k += l;
         }
-        if out.len() == first_idx {
-            // Read right this time (a transient read error): record the whole piece.
+        todo.push((off, want.to_vec(), first_idx..out.len()));
+        Ok(())
+    })?;
+    // Units that read back wrong once and right now (a transient read error): recorded whole.
+    for (u, differs) in bad.iter().zip(&differing_units) {
+        if !differs {
             let (partition, partition_name) = locate(table, u.off);
             out.push(ReadbackMismatch {
                 offset: u.off,
@@ -904,26 +995,32 @@ fn repair(
                 partition,
                 partition_name,
                 rewrites: 0,
-                fixed: false,
+                fixed: true,
             });
+            warn(&format!(
+                "read-back mismatch at {}: right on the second read (a transient read error)",
+                describe(out.last().map_or(&ReadbackMismatch::default(), |m| m))
+            ));
         }
+    }
+    let mut all_fixed = true;
+    for (off, want, idx) in &todo {
         let mut fixed = false;
         let mut tries = 0;
         while tries < retries {
             tries += 1;
-            t.write_at(want, u.off)?;
+            t.write_at(want, *off)?;
             t.sync()?;
-            let got = t.read_into(&mut rb, u.off, u.len as usize)?;
-            if Sha256::digest(got).as_slice() == u.sha {
+            if t.read_into(&mut rb, *off, want.len())? == want.as_slice() {
                 fixed = true;
                 break;
             }
         }
-        for m in &mut out[first_idx..] {
+        for m in &mut out[idx.clone()] {
             m.rewrites = tries;
             m.fixed = fixed;
         }
-        for m in &out[first_idx..] {
+        for m in &out[idx.clone()] {
             warn(&format!(
                 "read-back mismatch at {}: {}",
                 describe(m),
@@ -939,33 +1036,57 @@ fn repair(
     Ok(all_fixed)
 }
 
-/// Read the image again for the given pieces (sorted, not overlapping).
-fn fetch(image: &Path, units: &[Unit]) -> Result<Vec<Vec<u8>>> {
+/// Read the image again for the given units (sorted, not overlapping), handing each to `f`
+/// in pieces of at most [`CHUNK`] bytes: `(unit index, piece offset, bytes, last piece of the
+/// unit)`. Only one piece is in memory at a time.
+fn fetch_each(
+    image: &Path,
+    units: &[Unit],
+    f: &mut dyn FnMut(usize, u64, &[u8], bool) -> Result<()>,
+) -> Result<()> {
     if std::fs::metadata(image).is_ok_and(|m| m.file_type().is_block_device()) {
-        return fetch_device(image, units);
+        for (i, u) in units.iter().enumerate() {
+            let mut p = u.off;
+            while p < u.off + u.len {
+                let l = (u.off + u.len - p).min(CHUNK as u64);
+                let piece = Unit {
+                    off: p,
+                    len: l,
+                    sha: u.sha,
+                };
+                let d = fetch_device(image, &[piece])?;
+                let data = d.first().map(Vec::as_slice).unwrap_or(&[]);
+                f(i, p, data, p + l == u.off + u.len)?;
+                p += l;
+            }
+        }
+        return Ok(());
     }
     let mut input = ImageInput::open(image)?;
     input.set_hash_stored(false);
     let mut pos = 0u64;
-    let mut out = Vec::with_capacity(units.len());
-    for u in units {
+    let mut b = vec![0u8; CHUNK];
+    for (i, u) in units.iter().enumerate() {
         if u.off < pos {
             bail!("internal: pieces to re-read overlap");
         }
         input.skip(u.off - pos)?;
-        let mut b = vec![0u8; u.len as usize];
-        let n = input.fill(&mut b)?;
-        if n < b.len() {
-            bail!(
-                "{}: the image ended before byte {} on the second read",
-                image.display(),
-                u.off + u.len
-            );
+        pos = u.off;
+        while pos < u.off + u.len {
+            let l = (u.off + u.len - pos).min(CHUNK as u64) as usize;
+            let n = input.fill(&mut b[..l])?;
+            if n < l {
+                bail!(
+                    "{}: the image ended before byte {} on the second read",
+                    image.display(),
+                    pos + l as u64
+                );
+            }
+            f(i, pos, &b[..l], pos + l as u64 == u.off + u.len)?;
+            pos += l as u64;
         }
-        pos = u.off + u.len;
-        out.push(b);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Re-read pieces from an image that is a block device (`clone` streams a source disk as
