@@ -433,6 +433,14 @@ fn refusals() {
     sparse_copy(&img, &src, size);
     let sl = LoopDev::attach(&src, false).unwrap();
 
+    // Files are not disks: pointers to flash and image.
+    let (code, _, err) = run(&["clone", s(&src), s(&sl.dev), "--yes"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("lifeboat flash"), "{err}");
+    let (code, _, err) = run(&["clone", s(&sl.dev), s(&src), "--yes"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("lifeboat image"), "{err}");
+
     // The same disk twice.
     let (code, _, err) = run(&["clone", s(&sl.dev), s(&sl.dev), "--yes"]);
     assert_eq!(code, 1);

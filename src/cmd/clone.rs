@@ -134,11 +134,32 @@ fn resolve_source(path: &Path, root: &SysRoot, disks: &[Disk]) -> Result<Disk> {
             path.display()
         );
     }
+    // flash's words are about a target; say them about a source.
     resolve_disk(path, root, disks).map_err(|e| {
-        anyhow::anyhow!(
-            "source: {}",
-            format!("{e:#}").replace("flash writes", "clone copies")
-        )
+        let msg = format!("{e:#}")
+            .replace("flash writes", "clone copies")
+            .replace(" (everything on it is replaced)", "")
+            .replace("lifeboat can write", "lifeboat can clone")
+            .replace("are not flash targets", "cannot be cloned");
+        anyhow::anyhow!("source: {msg}")
+    })
+}
+
+/// The target: a whole disk (or the refusal saying what it is instead).
+fn resolve_target(path: &Path, root: &SysRoot, disks: &[Disk]) -> Result<Disk> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        bail!(
+            "{} is a regular file, not a disk: clone writes block devices only (to copy a disk \
+             into an image file use `lifeboat image <device> -o {}`)",
+            path.display(),
+            path.display()
+        );
+    }
+    resolve_disk(path, root, disks).map_err(|e| {
+        let msg = format!("{e:#}")
+            .replace("flash writes", "clone writes")
+            .replace("are not flash targets", "are not clone targets");
+        anyhow::anyhow!("{msg}")
     })
 }
 
@@ -383,7 +404,7 @@ pub fn run(args: &CloneArgs, out: &Output) -> Result<Outcome> {
     let root = SysRoot::host();
     let disks = device::discover(&root).context("listing disks")?;
     let src_disk = resolve_source(&args.source, &root, &disks)?;
-    let dst_disk = resolve_disk(&args.target, &root, &disks)?;
+    let dst_disk = resolve_target(&args.target, &root, &disks)?;
     if src_disk.name == dst_disk.name {
         bail!(
             "{} and {} are the same disk ({}): clone copies one disk onto another",
