@@ -4,14 +4,14 @@
 //! 1. the first MiB and the last MiB of the target are zeroed (no stale GPT, primary or backup,
 //!    survives) and synced;
 //! 2. the image is streamed by a reader thread (decompressing, skipping unmapped ranges,
-//!    checking each bmap range's SHA-256) to the writer (this thread: large aligned `pwrite`s,
-//!    `O_DIRECT` when the device takes it, SHA-256 of every piece written), everything except
-//!    the first MiB, which is kept in memory;
+//!    checking each bmap range's SHA-256) to two writer threads (4 MiB aligned `pwrite`s, two
+//!    in flight, `O_DIRECT` when the device takes it, SHA-256 of every piece written outside
+//!    the bmap ranges that have one), everything except the first MiB, kept in memory;
 //! 3. sync, `BLKFLSBUF`, then the geometry fit (backup GPT to the disk's end, `--grow`) through
 //!    [`fit`], reading an overlay of the in-memory first MiB over the target;
-//! 4. every written piece is read back with `O_DIRECT` and its SHA-256 compared; a mismatching
-//!    piece is located to the sector, rewritten from the image and re-read up to `retries`
-//!    times;
+//! 4. every written unit (a bmap range, against its checksum, or a piece) is read back with
+//!    `O_DIRECT` by two threads and its SHA-256 compared; a mismatching piece is located to
+//!    the sector, rewritten from the image and re-read up to `retries` times;
 //! 5. the first MiB is written last, synced and read back; `BLKRRPART` (and `BLKPG` on kernels
 //!    without a parser for the table) makes the kernel show the new partitions.
 //!
@@ -42,10 +42,12 @@ use std::time::{Duration, Instant};
 pub const CHUNK: usize = 4 << 20;
 /// The first MiB: written last.
 pub const HEAD: u64 = 1 << 20;
-/// Chunks queued between two stages (reader → writer → hasher; device reader → hasher).
+/// Chunks queued between the image reader and the writers.
 const QUEUE: usize = 3;
 /// Buffers in circulation.
 const POOL: usize = 8;
+/// Writes (and read-back reads) in flight at once.
+const WRITERS: usize = 2;
 
 /// The disk being flashed: a write descriptor opened `O_EXCL` (and `O_DIRECT` when the device
 /// takes it), an `O_DIRECT` read descriptor for the read-back and a buffered one for the
@@ -489,6 +491,8 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
     let map_for_reader = map.clone();
     let target_size = t.size;
     let stop_r: &AtomicBool = stop;
+    let rx = std::sync::Mutex::new(rx);
+    let failed = std::sync::Mutex::new(None::<anyhow::Error>);
     let (reader_res, units, bytes_written, write_err) = std::thread::scope(|sc| {
         let rh = sc.spawn(move || {
             read_stream(
@@ -502,73 +506,79 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
                 back_rx,
             )
         });
-        // Written chunks go on to a hasher thread (the SHA-256 the read-back compares with),
-        // so hashing overlaps the next write.
-        let (htx, hrx) = sync_channel::<Chunk>(QUEUE);
-        let back_h = back_tx.clone();
-        let checked = &checked;
-        let hh = sc.spawn(move || {
+        // WRITERS threads take chunks as they come (two writes in flight keep the device
+        // busy while one completes) and hash what they wrote (the SHA-256 the read-back
+        // compares with), except inside a bmap range with a SHA-256: the read-back compares
+        // the whole range with that.
+        let (rx, failed, checked) = (&rx, &failed, &checked);
+        let worker = || {
             let mut units: Vec<Unit> = Vec::new();
-            let mut ci = 0usize;
-            for c in hrx.iter() {
-                let (off, len) = (c.off, c.len as u64);
-                while ci < checked.len() && checked[ci].0.end() <= off {
-                    ci += 1;
-                }
-                match checked.get(ci) {
-                    // Inside a range the bmap gives a SHA-256 for (checked by the reader): the
-                    // read-back compares the whole range with it, nothing to hash here.
-                    Some((e, sha)) if e.start <= off && off + len <= e.end() => {
-                        if off + len == e.end() {
-                            units.push(Unit {
-                                off: e.start,
-                                len: e.len,
-                                sha: *sha,
-                            });
-                        }
-                    }
-                    _ => units.push(Unit {
-                        off,
-                        len,
-                        sha: Sha256::digest(&c.buf.get(c.len)[..c.len]).into(),
-                    }),
-                }
-                progress.done.fetch_add(c.len as u64, Ordering::Relaxed);
-                let _ = back_h.send(c.buf);
-            }
-            units
-        });
-        let mut written = 0u64;
-        let mut err: Option<anyhow::Error> = None;
-        for c in rx.iter() {
-            if err.is_none() {
-                if stop.load(Ordering::Relaxed) {
-                    err = Some(interrupted());
-                } else {
+            let mut written = 0u64;
+            loop {
+                let c = match rx.lock() {
+                    Ok(r) => match r.recv() {
+                        Ok(c) => c,
+                        Err(_) => break,
+                    },
+                    Err(_) => break,
+                };
+                let ok = !stop.load(Ordering::Relaxed);
+                if ok {
                     let data = &c.buf.get(c.len)[..c.len];
                     match t.write_at(data, c.off) {
                         Ok(()) => {
-                            written += c.len as u64;
-                            if let Err(e) = htx.send(c) {
-                                // The hasher is gone (it cannot be): recycle and stop.
-                                let _ = back_tx.send(e.0.buf);
-                                err = Some(anyhow!("the hashing thread ended early"));
-                                stop.store(true, Ordering::Relaxed);
+                            let (off, len) = (c.off, c.len as u64);
+                            let i = checked.partition_point(|(e, _)| e.end() <= off);
+                            let inside = checked
+                                .get(i)
+                                .is_some_and(|(e, _)| e.start <= off && off + len <= e.end());
+                            if !inside {
+                                units.push(Unit {
+                                    off,
+                                    len,
+                                    sha: Sha256::digest(data).into(),
+                                });
                             }
-                            continue;
+                            written += len;
+                            progress.done.fetch_add(len, Ordering::Relaxed);
                         }
-                        Err(e) => err = Some(e),
+                        Err(e) => {
+                            if let Ok(mut f) = failed.lock()
+                                && f.is_none()
+                            {
+                                *f = Some(e);
+                            }
+                            stop.store(true, Ordering::Relaxed);
+                        }
                     }
                 }
+                // Recycle the buffer; after an error keep draining so the reader can finish.
+                let _ = back_tx.send(c.buf);
             }
-            // Recycle the buffer; after an error keep draining so the reader can finish.
-            let _ = back_tx.send(c.buf);
-            if err.is_some() {
-                stop.store(true, Ordering::Relaxed);
+            (units, written)
+        };
+        let handles: Vec<_> = (0..WRITERS).map(|_| sc.spawn(worker)).collect();
+        let mut units: Vec<Unit> = Vec::new();
+        let mut written = 0u64;
+        for h in handles {
+            if let Ok((u, w)) = h.join() {
+                units.extend(u);
+                written += w;
             }
         }
-        drop(htx);
-        let units = hh.join().unwrap_or_default();
+        let mut err = failed.lock().ok().and_then(|mut f| f.take());
+        if err.is_none() && stop.load(Ordering::Relaxed) {
+            err = Some(interrupted());
+        }
+        // Every checked range was written whole when nothing failed.
+        if err.is_none() {
+            units.extend(checked.iter().map(|(e, sha)| Unit {
+                off: e.start,
+                len: e.len,
+                sha: *sha,
+            }));
+        }
+        units.sort_by_key(|u| u.off);
         let r = rh
             .join()
             .unwrap_or_else(|_| Err(anyhow!("the image reader thread panicked")));
@@ -732,61 +742,59 @@ fn secs(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-/// Read every piece back (`O_DIRECT`, a reader thread ahead of the hashing) and return those
-/// whose SHA-256 differs from what was written.
+/// Read every unit back (`O_DIRECT`) and return those whose SHA-256 differs from what was
+/// written.
 fn read_back(
     t: &Target,
     units: &[Unit],
     stop: &AtomicBool,
     progress: &Progress,
 ) -> Result<Vec<Unit>> {
-    // (unit index, buffer, start in it, length, last piece of the unit)
-    let (tx, rx) = sync_channel::<(usize, AlignedBuf, usize, usize, bool)>(QUEUE);
-    let (back_tx, back_rx) = sync_channel::<AlignedBuf>(POOL + 1);
-    for _ in 0..POOL {
-        let _ = back_tx.send(AlignedBuf::new(CHUNK + 8192));
-    }
-    std::thread::scope(|sc| {
-        let rh = sc.spawn(move || -> Result<()> {
-            'units: for (i, u) in units.iter().enumerate() {
-                let mut p = u.off;
-                while p < u.off + u.len {
-                    if stop.load(Ordering::Relaxed) {
-                        break 'units;
-                    }
-                    let l = (u.off + u.len - p).min(CHUNK as u64) as usize;
-                    let Ok(mut buf) = back_rx.recv() else {
-                        break 'units;
-                    };
-                    let (st, _) = t.fill_window(&mut buf, p, l)?;
-                    p += l as u64;
-                    if tx.send((i, buf, st, l, p == u.off + u.len)).is_err() {
-                        break 'units;
-                    }
-                }
-            }
-            Ok(())
-        });
+    // WRITERS threads take whole units in turn (two reads in flight), each reading its unit
+    // in CHUNK pieces and hashing as it goes.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || -> Result<Vec<Unit>> {
+        let mut buf = AlignedBuf::new(CHUNK + 8192);
         let mut bad = Vec::new();
-        let mut h = Sha256::new();
-        for (i, buf, st, l, last) in rx.iter() {
-            h.update(&buf.get(st + l)[st..st + l]);
-            if last {
-                let got: [u8; 32] = std::mem::take(&mut h).finalize().into();
-                if got != units[i].sha {
-                    bad.push(units[i]);
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(u) = units.get(i) else { break };
+            let mut h = Sha256::new();
+            let mut p = u.off;
+            while p < u.off + u.len {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(bad);
                 }
+                let l = (u.off + u.len - p).min(CHUNK as u64) as usize;
+                let (st, _) = t.fill_window(&mut buf, p, l)?;
+                h.update(&buf.get(st + l)[st..st + l]);
+                progress.done.fetch_add(l as u64, Ordering::Relaxed);
+                p += l as u64;
             }
-            progress.done.fetch_add(l as u64, Ordering::Relaxed);
-            let _ = back_tx.send(buf);
-        }
-        rh.join()
-            .unwrap_or_else(|_| Err(anyhow!("the read-back thread panicked")))?;
-        if stop.load(Ordering::Relaxed) {
-            bail!("interrupted (Ctrl-C or a termination signal)");
+            if h.finalize().as_slice() != u.sha {
+                bad.push(*u);
+            }
         }
         Ok(bad)
-    })
+    };
+    let results: Vec<Result<Vec<Unit>>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..WRITERS).map(|_| sc.spawn(worker)).collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a read-back thread panicked")))
+            })
+            .collect()
+    });
+    let mut bad = Vec::new();
+    for r in results {
+        bad.extend(r?);
+    }
+    if stop.load(Ordering::Relaxed) {
+        bail!("interrupted (Ctrl-C or a termination signal)");
+    }
+    bad.sort_by_key(|u| u.off);
+    Ok(bad)
 }
 
 /// 64 hex digits as 32 bytes.
@@ -1036,14 +1044,13 @@ fn repair(
     Ok(all_fixed)
 }
 
+/// What [`fetch_each`] calls per piece: `(unit index, piece offset, bytes, last piece)`.
+type PieceFn<'a> = dyn FnMut(usize, u64, &[u8], bool) -> Result<()> + 'a;
+
 /// Read the image again for the given units (sorted, not overlapping), handing each to `f`
 /// in pieces of at most [`CHUNK`] bytes: `(unit index, piece offset, bytes, last piece of the
 /// unit)`. Only one piece is in memory at a time.
-fn fetch_each(
-    image: &Path,
-    units: &[Unit],
-    f: &mut dyn FnMut(usize, u64, &[u8], bool) -> Result<()>,
-) -> Result<()> {
+fn fetch_each(image: &Path, units: &[Unit], f: &mut PieceFn<'_>) -> Result<()> {
     if std::fs::metadata(image).is_ok_and(|m| m.file_type().is_block_device()) {
         for (i, u) in units.iter().enumerate() {
             let mut p = u.off;
