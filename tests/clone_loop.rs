@@ -276,7 +276,8 @@ fn clone_all_sectors_and_onto_a_slightly_smaller_disk() {
     let (code, out, err) = run(&["--json", "clone", s(&sl.dev), s(&tl.dev), "--yes", "--all"]);
     assert_eq!(code, 0, "{err}");
     let doc: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(doc["mapped_bytes"], size);
+    // Every sector but the source's backup GPT header, which the fit zeroes on a bigger disk.
+    assert_eq!(doc["mapped_bytes"], size - 512);
     assert_same(&img, &dst, &[Extent::new(0, size)], &table_areas(size), &[]);
     check_tables(&tl.dev, true);
 
@@ -599,4 +600,159 @@ fn an_interrupted_clone_leaves_a_blank_target() {
     assert!(tail.iter().all(|&b| b == 0), "last MiB wiped");
     let old_backup = read_range(&f, &Extent::new(size - 512, 512));
     assert_ne!(&old_backup[..8], b"EFI PART", "the old backup GPT is gone");
+}
+
+/// nbdkit `sh` plugin: a file-backed disk where the first write covering byte `$FLIP` does
+/// not take: reads return that byte inverted until a second write covers it (`$MARK` keeps
+/// the state). A card sector that needed a rewrite.
+const FLIP_ONCE_PLUGIN: &str = r#"#!/bin/bash
+hit() { (( $2 <= FLIP && FLIP < $2 + $1 )); }
+case "$1" in
+  get_size) stat -L -c %s "$IMG" ;;
+  can_write|can_flush) exit 0 ;;
+  thread_model) echo serialize_all_requests ;;
+  pread)
+    if hit "$3" "$4" && [ "$(cat "$MARK" 2>/dev/null)" = bad ]; then
+      dd if="$IMG" skip="$4" count="$3" iflag=skip_bytes,count_bytes status=none |
+        perl -e 'local $/; my $d = <STDIN>; my $i = $ARGV[0];
+                 substr($d, $i, 1) = chr(ord(substr($d, $i, 1)) ^ 0xff); print $d' $((FLIP - $4))
+    else
+      dd if="$IMG" skip="$4" count="$3" iflag=skip_bytes,count_bytes status=none
+    fi ;;
+  pwrite)
+    if hit "$3" "$4"; then
+      if [ -e "$MARK" ]; then echo good > "$MARK"; else echo bad > "$MARK"; fi
+    fi
+    dd of="$IMG" seek="$4" oflag=seek_bytes conv=notrunc iflag=fullblock status=none ;;
+  flush) sync "$IMG" ;;
+  *) exit 2 ;;
+esac
+"#;
+
+/// The target behind nbdkit's `sh` plugin through nbdfuse, as a read-write `O_DIRECT` loop
+/// device; torn down on drop.
+struct LyingDisk {
+    dev: PathBuf,
+    mnt: PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl LyingDisk {
+    fn new(work: &Path, back: &Path, flip: u64) -> LyingDisk {
+        let plugin = work.join("flip.sh");
+        std::fs::write(&plugin, FLIP_ONCE_PLUGIN).unwrap();
+        std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let mnt = work.join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let pid = work.join("nbdfuse.pid");
+        let child = Command::new("nbdfuse")
+            .arg("-P")
+            .arg(&pid)
+            .arg(mnt.join("disk.img"))
+            .args(["[", "nbdkit", "sh", s(&plugin), "]"])
+            .env("IMG", back)
+            .env("FLIP", flip.to_string())
+            .env("MARK", work.join("flipped"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(work.join("nbdfuse.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut me = LyingDisk {
+            dev: PathBuf::new(),
+            mnt: mnt.clone(),
+            child: Some(child),
+        };
+        let t = Instant::now();
+        while std::fs::metadata(&pid).map(|m| m.len()).unwrap_or(0) == 0 {
+            assert!(t.elapsed().as_secs() < 20, "nbdfuse did not come up");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = Command::new("losetup")
+            .args(["-f", "--show", "--direct-io=on"])
+            .arg(mnt.join("disk.img"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "losetup failed");
+        me.dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        me
+    }
+}
+
+impl Drop for LyingDisk {
+    fn drop(&mut self) {
+        if !self.dev.as_os_str().is_empty() {
+            let _ = Command::new("partx").arg("-d").arg(&self.dev).output();
+            let _ = Command::new("losetup").arg("-d").arg(&self.dev).output();
+        }
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.mnt)
+            .output();
+        if let Some(mut c) = self.child.take() {
+            let t = Instant::now();
+            while !matches!(c.try_wait(), Ok(Some(_))) {
+                if t.elapsed().as_secs() > 10 {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// A target sector that does not take the first write: the clone finds it by the read-back,
+/// rewrites it from the source disk (read again, read-only) and succeeds, reporting the
+/// fixed mismatch.
+#[test]
+fn a_readback_mismatch_is_rewritten_from_the_source() {
+    let test = "a_readback_mismatch_is_rewritten_from_the_source";
+    if let Some(why) = faultdev::unavailable() {
+        eprintln!("skipped {test}: {why}");
+        return;
+    }
+    if !have("perl") {
+        eprintln!("skipped {test}: no perl");
+        return;
+    }
+    let Some(fx) = fixtures_or_skip(test) else {
+        return;
+    };
+    let d = tmp();
+    let img = fx.join("rpi4.img");
+    let size = std::fs::metadata(&img).unwrap().len();
+    let src = d.path().join("src.img");
+    sparse_copy(&img, &src, size);
+    let sl = LoopDev::attach(&src, true).unwrap();
+    // A used byte of the data partition, past its first MiB (not read by the table fit).
+    let info = inspect(&img);
+    let p8 = info["partitions"][7]["start_bytes"].as_u64().unwrap();
+    let p8_end = p8 + info["partitions"][7]["size_bytes"].as_u64().unwrap();
+    let e = ranges::intersect(&used_of(&img), &[Extent::new(p8 + MIB, p8_end - p8 - MIB)])
+        .into_iter()
+        .find(|e| e.len >= 4096)
+        .expect("a used range in the data partition");
+    let flip = e.start + 100;
+    let back = d.path().join("target.bin");
+    File::create(&back)
+        .unwrap()
+        .set_len(size + 8 * MIB)
+        .unwrap();
+    let work = d.path().join("nbd");
+    std::fs::create_dir_all(&work).unwrap();
+    let t = LyingDisk::new(&work, &back, flip);
+    let (code, out, err) = run(&["--json", "clone", s(&sl.dev), s(&t.dev), "--yes"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let m = &doc["flash"]["mismatches"];
+    assert_eq!(m.as_array().unwrap().len(), 1, "{doc}");
+    assert_eq!(m[0]["offset"], flip / 512 * 512, "{m}");
+    assert_eq!(m[0]["length"], 512, "{m}");
+    assert_eq!(m[0]["partition"], 8);
+    assert_eq!(m[0]["fixed"], true);
+    assert!(err.contains("fixed by rewrite 1"), "{err}");
+    assert_same(&img, &back, &used_of(&img), &table_areas(size), &[]);
 }

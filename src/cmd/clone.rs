@@ -546,7 +546,20 @@ pub fn run(args: &CloneArgs, out: &Output) -> Result<Outcome> {
     }
     // Used ranges that fit the target (past its end lies only the source's backup GPT, which
     // the fit rewrites at the target's end).
-    let used = ranges::intersect(&map.used, &[Extent::new(0, target.size)]);
+    let mut used = ranges::intersect(&map.used, &[Extent::new(0, target.size)]);
+    // On a larger target the fit zeroes the source's backup GPT header where the source
+    // ended: leave that sector out, so no written piece has to be patched (the flash engine
+    // cannot rewrite a patched piece from the source after a read-back mismatch).
+    if target.size > src.size
+        && let Some(t) = &table
+        && let Some(g) = &t.gpt
+    {
+        let ss = u64::from(t.sector_size);
+        let hdr = Extent::new(g.backup_lba.saturating_mul(ss), ss);
+        if hdr.end() <= src.size && g.backup_lba > 1 {
+            used = ranges::subtract(&used, &[hdr], target.size);
+        }
+    }
     let mapped_bytes = ranges::total(&used);
 
     let stop = Arc::new(AtomicBool::new(false));
