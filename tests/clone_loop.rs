@@ -4,8 +4,11 @@
 //! holds the source's bytes on every used range, `lifeboat inspect` shows the same install,
 //! the tables check clean with `sgdisk -v` / `sfdisk --verify`. A source with unreadable
 //! sectors (nbdkit fault rig) gives exit 6, the bad sectors listed by partition and file, the
-//! rest identical. Refusals: the same disk twice, a target too small, a mounted target, a
-//! source mounted read-write, no `--yes` without a terminal.
+//! rest identical. `--all`, and a target slightly smaller than the source. A target sector
+//! that needs a rewrite (nbdkit `sh` plugin) is found by the read-back and rewritten from the
+//! source; Ctrl-C mid-clone leaves the target blank. Refusals: files and partitions, the same
+//! disk twice, a target too small, a mounted target, a source mounted read-write, no `--yes`
+//! without a terminal.
 
 mod common;
 mod faultdev;
