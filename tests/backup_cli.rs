@@ -984,3 +984,41 @@ fn extract_as_root_restores_owners_unless_no_same_owner() {
         assert_eq!(ids(&p), (0, 0), "{}", p.display());
     }
 }
+
+/// The password prompt on a terminal (a pty driven by tests/backup/pty_prompt.py): the answer
+/// is taken without echo, a wrong one is a "wrong password" verdict, and neither is shown.
+#[test]
+fn password_prompt_on_a_terminal_does_not_echo() {
+    let Some(dir) = common::fixtures_or_skip("password_prompt_on_a_terminal") else {
+        return;
+    };
+    if !common::have("python3") {
+        eprintln!("skipped password_prompt_on_a_terminal: python3 missing");
+        return;
+    }
+    let img = dir.join("rpi4.img");
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/backup/pty_prompt.py");
+    let prompt = |pw: &str| {
+        let out = Command::new("python3")
+            .arg(&driver)
+            .arg(pw)
+            .arg(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(["backup", "check", s(&img), "--slug", "a519c354"])
+            .env_remove("LIFEBOAT_BACKUP_PASSWORD")
+            .output()
+            .expect("running pty_prompt.py");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, screen) = prompt("lifeboat-fixture-pw");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("Password for"), "{screen}");
+    assert!(screen.contains("Verdict: OK"), "{screen}");
+    assert!(!screen.contains("lifeboat-fixture-pw"), "echoed: {screen}");
+    let (code, screen) = prompt("guessed-wrong");
+    assert_ne!(code, 0, "{screen}");
+    assert!(screen.to_lowercase().contains("wrong password"), "{screen}");
+    assert!(!screen.contains("guessed-wrong"), "echoed: {screen}");
+}
