@@ -536,6 +536,13 @@ impl Pipeline {
         let (tx1, rx1) = sync_channel::<Chunk>(queue);
         let (tx2, rx2) = sync_channel::<Chunk>(queue);
         let (ptx, pool) = sync_channel::<AlignedBuf>(queue * 3 + 4);
+        // With the whole image as the one range, the hash thread feeds the writer directly.
+        let whole_map = ranges.len() == 1 && ranges[0] == Extent::new(0, size);
+        let (sha_out, range_io) = if whole_map {
+            (tx2, None)
+        } else {
+            (tx1, Some((rx1, tx2)))
+        };
         let h1 = std::thread::Builder::new()
             .name("lifeboat-sha".into())
             .spawn(move || {
@@ -549,27 +556,21 @@ impl Pipeline {
                     }
                     c.busy += t.elapsed();
                     c.bytes += ch.len();
-                    if !send_timed(&tx1, ch, &mut c) {
+                    if !send_timed(&sha_out, ch, &mut c) {
                         break;
                     }
                 }
                 (hex(&h.finalize()), c)
             })
             .context("starting the hash thread")?;
-        let whole_map = ranges.len() == 1 && ranges[0] == Extent::new(0, size);
         let h2 = std::thread::Builder::new()
             .name("lifeboat-rangesha".into())
             .spawn(move || {
                 let mut c = Clock::default();
-                if whole_map {
-                    while let Some(ch) = recv_timed(&rx1, &mut c) {
-                        if !send_timed(&tx2, ch, &mut c) {
-                            break;
-                        }
-                    }
+                let Some((rx1, tx2)) = range_io else {
                     let r = ranges.into_iter().map(|e| (e, String::new())).collect();
                     return (r, c);
-                }
+                };
                 let mut rh = RangeHasher::new(ranges);
                 while let Some(ch) = recv_timed(&rx1, &mut c) {
                     let t = Instant::now();
