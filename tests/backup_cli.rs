@@ -849,6 +849,33 @@ fn backup_on_an_haos_image_is_read_in_place() {
             let (code, c, _) = json(&["backup", "check", s(&dev.dev), "--slug", "ee61b670"]);
             assert_eq!(code, 0, "{c:#}");
             assert_eq!(c["verdict"], "ok", "{c:#}");
+            // Mounted (read-only, no journal replay): still read, with a warning.
+            let (_, v) = common::inspect_json(&img);
+            let n = v["partitions"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["role"] == "data"))
+                .and_then(|p| p["number"].as_u64())
+                .expect("data partition number") as u32;
+            let mnt = tmp.path().join("mnt");
+            std::fs::create_dir(&mnt).unwrap();
+            let part = dev.part(n);
+            let m = Command::new("mount")
+                .args(["-o", "ro,noload"])
+                .arg(&part)
+                .arg(&mnt)
+                .output()
+                .unwrap();
+            if !m.status.success() {
+                eprintln!(
+                    "mounted-device part skipped: mount failed: {}",
+                    String::from_utf8_lossy(&m.stderr)
+                );
+                return;
+            }
+            let (code, _, err) = run(&["backup", "check", s(&dev.dev), "--slug", "ee61b670"]);
+            let _ = Command::new("umount").arg(&mnt).output();
+            assert_eq!(code, 0, "{err}");
+            assert!(err.contains("is in use"), "{err}");
         }
     }
 }

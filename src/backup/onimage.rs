@@ -232,12 +232,13 @@ pub fn find<'a>(c: &'a Card, wanted: &str) -> Result<&'a FoundBackup> {
 
 /// Open the backup `wanted` names on the HAOS disk, image, device or data partition at
 /// `source`, read in place. The backup is named `SOURCE:PATH` in messages and reports.
-pub fn open(source: &Path, wanted: &str) -> Result<Backup> {
+/// Also returns why the source is in use (a mounted device: files may change while read).
+pub fn open(source: &Path, wanted: &str) -> Result<(Backup, Vec<String>)> {
     let c = card::open(source)?;
     let fb = find(&c, wanted)?;
     let what = format!("{}:{}", c.what, fb.path);
     let src = Ext4Source::open(c.window.clone(), &c.what, &fb.path)?;
-    Backup::from_reader(Box::new(src), what)
+    Ok((Backup::from_reader(Box::new(src), what)?, c.in_use.clone()))
 }
 
 /// Why a source without `--slug` was refused, when it is a disk or image holding backups:

@@ -263,12 +263,25 @@ fn get_password(p: &PasswordArgs, what: &Path, needed: bool) -> Result<Option<Pa
 
 /// Open the backup a command names: a backup file, or with `--slug` one on an HAOS disk,
 /// image or device. A disk or image without `--slug` is refused with the slugs it holds.
-fn open_backup(path: &Path, slug: Option<&str>) -> Result<Backup> {
+fn open_backup(path: &Path, slug: Option<&str>, out: &Output) -> Result<Backup> {
     if let Some(s) = slug {
-        return onimage::open(path, s);
+        return open_on_image(path, s, out);
     }
     refuse_image_without_slug(path)?;
     Backup::open(path)
+}
+
+/// A backup read in place on a disk or image; warns when the device is in use.
+fn open_on_image(path: &Path, slug: &str, out: &Output) -> Result<Backup> {
+    let (b, in_use) = onimage::open(path, slug)?;
+    if !out.quiet && !in_use.is_empty() {
+        eprintln!(
+            "lifeboat: warning: {} is in use ({}): the backup may change while it is read",
+            path.display(),
+            in_use.join("; ")
+        );
+    }
+    Ok(b)
 }
 
 fn refuse_image_without_slug(path: &Path) -> Result<()> {
@@ -529,7 +542,7 @@ fn run_check(a: &CheckArgs, out: &Output) -> Result<Outcome> {
         limits.max_bytes = m;
     }
     let rep = if let Some(slug) = &a.slug {
-        let b = onimage::open(&a.backup, slug)?;
+        let b = open_on_image(&a.backup, slug, out)?;
         let pw = get_password(&a.password, &a.backup, needs_password(&b))?;
         check::check(&b, pw, limits)
     } else {
@@ -647,7 +660,7 @@ struct ExtractDoc<'a> {
 }
 
 fn run_extract(a: &ExtractArgs, out: &Output) -> Result<Outcome> {
-    let b = open_backup(&a.backup, a.slug.as_deref())?;
+    let b = open_backup(&a.backup, a.slug.as_deref(), out)?;
     let pw = get_password(&a.password, &a.backup, needs_password(&b))?;
     let opts = extract::Options {
         only: a.only.clone(),
@@ -703,7 +716,7 @@ struct DecryptDoc<'a> {
 }
 
 fn run_decrypt(a: &DecryptArgs, out: &Output) -> Result<Outcome> {
-    let b = open_backup(&a.backup, a.slug.as_deref())?;
+    let b = open_backup(&a.backup, a.slug.as_deref(), out)?;
     let pw = get_password(&a.password, &a.backup, needs_password(&b))?;
     let rep = decrypt::decrypt(&b, &a.output, pw, a.force)?;
     if out.json {
