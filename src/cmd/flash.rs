@@ -479,11 +479,22 @@ pub fn run(args: &FlashArgs, out: &Output) -> Result<Outcome> {
     let others = other_haos(&disks, &disk);
     if !others.is_empty() {
         warnings.push(format!(
-            "another disk with Home Assistant OS is attached: {}. Both will carry the same \
-             partition UUIDs and labels; remove the old card or disk before booting from the \
-             new one (HAOS would otherwise pick either, and renames a second data partition to \
-             hassos-data-dis)",
-            others.join(", ")
+            "{} with Home Assistant OS {} attached: {}. After the flash {} the same partition \
+             UUIDs and labels as the new disk; remove the old card or disk before booting from \
+             the new one (HAOS would otherwise pick either, and renames a second data \
+             partition to hassos-data-dis)",
+            if others.len() == 1 {
+                "another disk"
+            } else {
+                "other disks"
+            },
+            if others.len() == 1 { "is" } else { "are" },
+            others.join(", "),
+            if others.len() == 1 {
+                "it carries"
+            } else {
+                "they carry"
+            }
         ));
     }
     let emit = |w: &str| {
