@@ -348,6 +348,27 @@ fn refusals() {
     assert_eq!(code, 1);
     assert!(err.contains("read-only"), "{err}");
 
+    // 4096-byte logical sectors for an image in 512-byte sectors.
+    struct Detach(PathBuf);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = Command::new("losetup").arg("-d").arg(&self.0).output();
+        }
+    }
+    let k4 = dir.path().join("4k.bin");
+    File::create(&k4).unwrap().set_len(256 << 20).unwrap();
+    let out = Command::new("losetup")
+        .args(["-f", "--show", "-b", "4096"])
+        .arg(&k4)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "losetup -b 4096");
+    let k4dev = Detach(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let (code, _, err) = flash(&img, &k4dev.0, &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("4096-byte logical sectors"), "{err}");
+    drop(k4dev);
+
     // No --yes and no terminal.
     let (_, t) = blank_target(dir.path(), "t.bin", 256 << 20);
     let (code, _, err) = run(&["flash", img.to_str().unwrap(), t.dev.to_str().unwrap()]);
