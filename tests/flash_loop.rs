@@ -501,7 +501,8 @@ impl Drop for NbdDev {
 }
 
 /// nbdkit `sh` plugin: a file-backed disk whose reads return the byte at `$CORRUPT`
-/// inverted (writes land intact): a card that does not keep what it is given.
+/// inverted (writes land intact): a card that does not keep what it is given; with `$BADW`,
+/// writes covering that byte fail with EIO.
 const CORRUPT_PLUGIN: &str = r#"#!/bin/bash
 case "$1" in
   get_size) stat -L -c %s "$IMG" ;;
@@ -516,7 +517,11 @@ case "$1" in
     else
       dd if="$IMG" skip="$4" count="$3" iflag=skip_bytes,count_bytes status=none
     fi ;;
-  pwrite) dd of="$IMG" seek="$4" oflag=seek_bytes conv=notrunc iflag=fullblock status=none ;;
+  pwrite)
+    if [ -n "$BADW" ] && (( $4 <= BADW && BADW < $4 + $3 )); then
+      cat >/dev/null; echo "EIO injected write error at $4+$3" >&2; exit 1
+    fi
+    dd of="$IMG" seek="$4" oflag=seek_bytes conv=notrunc iflag=fullblock status=none ;;
   flush) sync "$IMG" ;;
   *) exit 2 ;;
 esac
@@ -772,6 +777,53 @@ fn ctrl_c_stops_and_wipes_the_tables() {
     assert!(
         !sf.status.success(),
         "a partition table survived Ctrl-C: {}",
+        String::from_utf8_lossy(&sf.stdout)
+    );
+}
+
+#[test]
+fn a_write_error_is_named_and_the_disk_left_blank() {
+    if let Some(why) = nbd_unavailable() {
+        eprintln!("skipped a_write_error: {why}");
+        return;
+    }
+    let Some(fx) = fixtures_or_skip("a_write_error") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = our_image(&fx, dir.path());
+    let (s8, _) = partitions(&img)[7];
+    let plugin = dir.path().join("corrupt.sh");
+    std::fs::write(&plugin, CORRUPT_PLUGIN).unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let back = dir.path().join("back.bin");
+    File::create(&back).unwrap().set_len(200 << 20).unwrap();
+    let work = dir.path().join("nbd");
+    std::fs::create_dir(&work).unwrap();
+    let d = NbdDev::new(
+        &work,
+        &[
+            ("IMG", back.display().to_string()),
+            ("CORRUPT", "-1".to_string()),
+            ("BADW", (s8 + 1024).to_string()),
+        ],
+        &["sh", plugin.to_str().unwrap()],
+    )
+    .unwrap();
+    let (code, _, err) = flash(&img, &d.dev, &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("write error at byte") && err.contains("blank"),
+        "{err}"
+    );
+    let sf = Command::new("sfdisk")
+        .arg("-d")
+        .arg(&d.dev)
+        .output()
+        .unwrap();
+    assert!(
+        !sf.status.success(),
+        "{}",
         String::from_utf8_lossy(&sf.stdout)
     );
 }
