@@ -1049,3 +1049,68 @@ fn password_prompt_on_a_terminal_does_not_echo() {
     assert!(screen.to_lowercase().contains("wrong password"), "{screen}");
     assert!(!screen.contains("guessed-wrong"), "echoed: {screen}");
 }
+
+/// Archives are extracted two at a time; the --max-size budget is shared by all of them.
+#[test]
+fn max_size_covers_all_archives_together() {
+    let Some(dir) = common::fixtures_or_skip("max_size_covers_all_archives_together") else {
+        return;
+    };
+    let img = dir.join("rpi4.img");
+    let tmp = tempfile::tempdir().unwrap();
+    // ee61b670: homeassistant 15.8 KiB, share 16.0 KiB, core_mosquitto 2.1 KiB, ssl 130 B.
+    let x = tmp.path().join("x");
+    let (code, _, err) = run(&[
+        "backup",
+        "extract",
+        s(&img),
+        "--slug",
+        "ee61b670",
+        "-o",
+        s(&x),
+        "--max-size",
+        "20K",
+    ]);
+    assert_ne!(code, 0, "each archive fits in 20K, all together do not");
+    assert!(err.contains("passes 20480 bytes"), "{err}");
+    let left: Vec<String> = std::fs::read_dir(&x)
+        .map(|it| {
+            it.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("lifeboat-tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "temporary directories left: {left:?}");
+    let y = tmp.path().join("y");
+    let (code, v, err) = json(&[
+        "backup",
+        "extract",
+        s(&img),
+        "--slug",
+        "ee61b670",
+        "-o",
+        s(&y),
+        "--max-size",
+        "40K",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<&str> = v["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["archive"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "homeassistant.tar.gz",
+            "core_mosquitto.tar.gz",
+            "share.tar.gz",
+            "ssl.tar.gz"
+        ],
+        "reported in backup order"
+    );
+    for d in ["homeassistant", "core_mosquitto", "share", "ssl"] {
+        assert!(y.join(d).is_dir(), "{d}");
+    }
+}

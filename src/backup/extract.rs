@@ -27,6 +27,8 @@ use serde::Serialize;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Options of an extraction.
 #[derive(Debug, Clone, Default)]
@@ -194,20 +196,65 @@ pub fn extract(
         verify_password(b, m, &mut ring)?;
         keys = Some(ring);
     }
-    let mut budget = opts
-        .max_bytes
-        .or_else(|| free_space(&out))
-        .unwrap_or(u64::MAX);
+    let budget = Budget {
+        limit: opts
+            .max_bytes
+            .or_else(|| free_space(&out))
+            .unwrap_or(u64::MAX),
+        written: AtomicU64::new(0),
+    };
     let mut report = ExtractReport {
         path: b.what.clone(),
         target: out.display().to_string(),
         backup_json: json_dest.display().to_string(),
         archives: Vec::new(),
     };
-    for (m, dest) in archives.iter().zip(&targets) {
-        let ex = extract_one(b, m, dest, protected, keys.as_mut(), &mut budget, opts)
-            .with_context(|| format!("{}: {}", b.what, tarscan::normalise(&m.name)))?;
-        report.archives.push(ex);
+    // Inner archives are independent: up to two at a time (each is itself a three-thread
+    // pipeline), taken in order; after a failure no new one is started.
+    let keys = Mutex::new(keys);
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Vec<Mutex<Option<Result<Extracted>>>> =
+        archives.iter().map(|_| Mutex::new(None)).collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 2)
+        .min(archives.len());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    if failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let (Some(m), Some(dest)) = (archives.get(i), targets.get(i)) else {
+                        return;
+                    };
+                    let r = extract_one(b, m, dest, protected, &keys, &budget, opts)
+                        .with_context(|| format!("{}: {}", b.what, tarscan::normalise(&m.name)));
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    for slot in results {
+        match slot.into_inner().ok().flatten() {
+            Some(r) => report.archives.push(r?),
+            None if failed.load(Ordering::Relaxed) => {} // not started after a failure
+            None => anyhow::bail!("{}: internal: an archive was not extracted", b.what),
+        }
+    }
+    if failed.load(Ordering::Relaxed) {
+        anyhow::bail!(
+            "{}: internal: an extraction failed without an error",
+            b.what
+        );
     }
     let bytes = serde_json::to_vec_pretty(meta).context("encoding backup.json")?;
     write_atomic(&json_dest, &bytes, 0o644, opts.force)?;
@@ -294,13 +341,19 @@ impl Drop for TmpGuard {
     }
 }
 
+/// The bytes all archives may write together, and what they wrote so far.
+struct Budget {
+    limit: u64,
+    written: AtomicU64,
+}
+
 fn extract_one(
     b: &Backup,
     m: &Member,
     dest: &Path,
     protected: bool,
-    keys: Option<&mut KeyRing>,
-    budget: &mut u64,
+    keys: &Mutex<Option<KeyRing>>,
+    budget: &Budget,
     opts: &Options,
 ) -> Result<Extracted> {
     let tmp = tmp_name(dest, "tmp");
@@ -324,15 +377,19 @@ fn extract_one(
     )
     .map_err(errno_io)
     .with_context(|| format!("{}: cannot open", tmp.display()))?;
-    let (plain, layers) = inner::open_decrypted(b.reader(), m, protected, keys)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (plain, layers) = {
+        let mut ring = keys
+            .lock()
+            .map_err(|_| anyhow::anyhow!("internal: key ring poisoned"))?;
+        inner::open_decrypted(b.reader(), m, protected, ring.as_mut())
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+    };
     let mut w = Writer {
         root,
         cache: None,
         dirs: Vec::new(),
         buf: vec![0u8; 1 << 20],
-        written: 0,
-        budget: *budget,
+        budget,
         ex: Extracted {
             archive: tarscan::normalise(&m.name).to_string(),
             dir: dest.display().to_string(),
@@ -350,7 +407,7 @@ fn extract_one(
         owner_failed: 0,
     };
     let max_entries = opts.max_entries.unwrap_or(10_000_000);
-    let tar_budget = budget.saturating_add(1 << 30);
+    let tar_budget = budget.limit.saturating_add(1 << 30);
     let res = std::thread::scope(|s| {
         // Three stages: read + decrypt, inflate, and (here) tar + file writes, so the
         // inflate thread (the slowest stage) never waits on the kernel's write path.
@@ -370,7 +427,6 @@ fn extract_one(
         w.ex.owner_failures
             .push(format!("… and {} more", w.owner_failed - listed));
     }
-    *budget = budget.saturating_sub(w.written);
     let ex = w.ex;
     drop(w.root);
     replace(&tmp, dest, opts.force)?;
@@ -384,15 +440,14 @@ enum Owned<'a> {
     At(BorrowedFd<'a>, &'a str),
 }
 
-struct Writer {
+struct Writer<'b> {
     root: OwnedFd,
     /// The last parent directory opened, by path.
     cache: Option<(Vec<String>, OwnedFd)>,
     /// Directories to give their modes, times (and owners) at the end.
     dirs: Vec<(Vec<String>, u32, u64, u64, u64)>,
     buf: Vec<u8>,
-    written: u64,
-    budget: u64,
+    budget: &'b Budget,
     ex: Extracted,
     /// Ownership failures in all (the first few are in `ex.owner_failures`).
     owner_failed: u64,
@@ -430,7 +485,7 @@ fn ids(uid: u64, gid: u64) -> Option<(Uid, Gid)> {
     ))
 }
 
-impl Writer {
+impl Writer<'_> {
     /// Give `name` in `dir` (not following a symlink), or `fd` when given, the owner
     /// `uid`:`gid`, if ownership is restored. Failures are recorded, not fatal (GNU tar
     /// also extracts onto filesystems without owners and says so).
@@ -554,11 +609,15 @@ impl Writer {
                     if n == 0 {
                         break;
                     }
-                    self.written += n as u64;
-                    if self.written > self.budget {
+                    let total = self
+                        .budget
+                        .written
+                        .fetch_add(n as u64, Ordering::Relaxed)
+                        .saturating_add(n as u64);
+                    if total > self.budget.limit {
                         return Err(io::Error::other(format!(
                             "member '{}': the extracted data passes {} bytes (the free space, or --max-size): a decompression bomb, or not enough room",
-                            e.raw_name, self.budget
+                            e.raw_name, self.budget.limit
                         )));
                     }
                     f.write_all(&self.buf[..n])?;
