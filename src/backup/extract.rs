@@ -9,7 +9,8 @@
 //! is 0700. Ownership: run as root, files, directories and symlinks get the numeric uid/gid
 //! of their tar headers (names are not looked up: add-on data belongs to ids inside
 //! containers, not to this machine's users), unless `--no-same-owner`; otherwise, as with
-//! GNU tar, they belong to the user running lifeboat.
+//! GNU tar, they belong to the user running lifeboat. Speed: inner archives are extracted
+//! two at a time, each through read + decrypt | inflate | tar + writes on three threads.
 
 use super::archive::{self, Backup};
 use super::check::{self, Bounded};
