@@ -516,6 +516,12 @@ pub fn run(args: &FlashArgs, out: &Output) -> Result<Outcome> {
     }
     if !args.yes {
         confirm(&args.image, &disk)?;
+    } else if !out.quiet && !out.json {
+        eprint!(
+            "writing {} over this disk (--yes):\n{}",
+            args.image.display(),
+            describe_disk(&disk)
+        );
     }
 
     // Open exclusively and make sure it is the disk that was described.
