@@ -282,6 +282,25 @@ fn bmaps_ours_and_bmaptools_and_a_corrupt_image() {
     assert!(v["bmap_ranges_checked"].as_u64().unwrap() > 0, "{v}");
     assert_holds_haos(&img, &t.dev);
 
+    // lifeboat's compressed image with its bmap beside it (x.img.zst + x.img.zst.bmap).
+    let zst = dir.path().join("y.img.zst");
+    let (code, _, err) = run(&[
+        "image",
+        "-q",
+        fx.join("rpi4.img").to_str().unwrap(),
+        "-o",
+        zst.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "image: {err}");
+    let v = flash_json(&zst, &t.dev, &[]);
+    assert_eq!(v["format"], "zstd");
+    assert!(
+        v["bmap"].as_str().unwrap().ends_with("y.img.zst.bmap"),
+        "{v}"
+    );
+    assert!(v["bytes_written"].as_u64().unwrap() < size / 2, "{v}");
+    assert_holds_haos(&img, &t.dev);
+
     // Without a bmap: every byte.
     let v = flash_json(&img, &t.dev, &["--no-bmap"]);
     assert!(v["bmap"].is_null());
