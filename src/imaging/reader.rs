@@ -339,8 +339,14 @@ impl SourceReader {
             .into_iter()
             .flatten()
             .collect();
-        at.into_iter()
-            .any(|off| self.read_once(&mut probe, sec, off).is_ok())
+        at.into_iter().any(|off| {
+            // A probe that timed out abandoned its worker: the next one needs a new worker,
+            // or it would block without a timeout.
+            if self.opts.timeout.is_some() && self.worker.is_none() {
+                self.worker = Worker::spawn().ok();
+            }
+            self.read_once(&mut probe, sec, off).is_ok()
+        })
     }
 
     /// After a failed read: if the device no longer reads even the sectors it read before,
