@@ -299,6 +299,9 @@ struct Unit {
     off: u64,
     len: u64,
     sha: [u8; 32],
+    /// The bytes written are the image's own at this offset (not patched by the fit): a raw
+    /// image can then be compared byte for byte on read-back instead of hashed again.
+    image_bytes: bool,
 }
 
 /// A range that read back different from what was written.
@@ -453,6 +456,7 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
         progress,
         warn,
     } = job;
+    let raw = input.format == "raw";
     let interrupted = || anyhow!("interrupted (Ctrl-C or a termination signal)");
 
     // 1. No stale table anywhere: zero the first and the last MiB.
@@ -537,6 +541,7 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
                                     off,
                                     len,
                                     sha: Sha256::digest(data).into(),
+                                    image_bytes: true,
                                 });
                             }
                             written += len;
@@ -576,6 +581,7 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
                 off: e.start,
                 len: e.len,
                 sha: *sha,
+                image_bytes: true,
             }));
         }
         units.sort_by_key(|u| u.off);
@@ -659,7 +665,16 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
     units.sort_by_key(|u| u.off);
     let verified: u64 = units.iter().map(|u| u.len).sum();
     progress.phase("verify", verified);
-    let bad = read_back(t, &units, stop, progress)?;
+    // A raw image is compared byte for byte (cheaper than hashing again); others by SHA-256.
+    let raw_image = if raw {
+        Some(
+            File::open(image_path)
+                .with_context(|| format!("{}: cannot reopen the image", image_path.display()))?,
+        )
+    } else {
+        None
+    };
+    let bad = read_back(t, &units, raw_image.as_ref(), stop, progress)?;
     let mut rb = AlignedBuf::new(CHUNK + 8192);
     let mut mismatches: Vec<ReadbackMismatch> = Vec::new();
     if !bad.is_empty() {
@@ -747,6 +762,7 @@ fn secs(t: Instant) -> f64 {
 fn read_back(
     t: &Target,
     units: &[Unit],
+    image: Option<&File>,
     stop: &AtomicBool,
     progress: &Progress,
 ) -> Result<Vec<Unit>> {
@@ -755,11 +771,14 @@ fn read_back(
     let next = std::sync::atomic::AtomicUsize::new(0);
     let worker = || -> Result<Vec<Unit>> {
         let mut buf = AlignedBuf::new(CHUNK + 8192);
+        let mut img = vec![0u8; if image.is_some() { CHUNK } else { 0 }];
         let mut bad = Vec::new();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(u) = units.get(i) else { break };
+            let direct = image.filter(|_| u.image_bytes);
             let mut h = Sha256::new();
+            let mut differs = false;
             let mut p = u.off;
             while p < u.off + u.len {
                 if stop.load(Ordering::Relaxed) {
@@ -767,11 +786,23 @@ fn read_back(
                 }
                 let l = (u.off + u.len - p).min(CHUNK as u64) as usize;
                 let (st, _) = t.fill_window(&mut buf, p, l)?;
-                h.update(&buf.get(st + l)[st..st + l]);
+                let got = &buf.get(st + l)[st..st + l];
+                match direct {
+                    Some(f) => {
+                        f.read_exact_at(&mut img[..l], p).with_context(|| {
+                            format!("reading the image again at byte {p} to compare")
+                        })?;
+                        differs |= got != &img[..l];
+                    }
+                    None => h.update(got),
+                }
                 progress.done.fetch_add(l as u64, Ordering::Relaxed);
                 p += l as u64;
             }
-            if h.finalize().as_slice() != u.sha {
+            if direct.is_none() {
+                differs = h.finalize().as_slice() != u.sha;
+            }
+            if differs {
                 bad.push(*u);
             }
         }
@@ -869,6 +900,7 @@ fn apply_fit(
             off,
             len,
             sha: Sha256::digest(&d).into(),
+            image_bytes: !touched,
         });
         Ok(())
     })?;
@@ -894,6 +926,7 @@ fn apply_fit(
                 off: e.start,
                 len: e.len,
                 sha: Sha256::digest(d).into(),
+                image_bytes: false,
             });
         }
     }
@@ -1060,6 +1093,7 @@ fn fetch_each(image: &Path, units: &[Unit], f: &mut PieceFn<'_>) -> Result<()> {
                     off: p,
                     len: l,
                     sha: u.sha,
+                    image_bytes: u.image_bytes,
                 };
                 let d = fetch_device(image, &[piece])?;
                 let data = d.first().map(Vec::as_slice).unwrap_or(&[]);
