@@ -9,9 +9,10 @@
 //!    the bmap ranges that have one), everything except the first MiB, kept in memory;
 //! 3. sync, `BLKFLSBUF`, then the geometry fit (backup GPT to the disk's end, `--grow`) through
 //!    [`fit`], reading an overlay of the in-memory first MiB over the target;
-//! 4. every written unit (a bmap range, against its checksum, or a piece) is read back with
-//!    `O_DIRECT` by two threads and its SHA-256 compared; a mismatching piece is located to
-//!    the sector, rewritten from the image and re-read up to `retries` times;
+//! 4. every written unit (a bmap range or a piece) is read back with `O_DIRECT` by two threads
+//!    and compared byte for byte with a raw image, else by SHA-256 (the bmap's checksum or
+//!    the piece's own); a mismatching piece is located to the sector, rewritten from the image
+//!    and re-read up to `retries` times;
 //! 5. the first MiB is written last, synced and read back; `BLKRRPART` (and `BLKPG` on kernels
 //!    without a parser for the table) makes the kernel show the new partitions.
 //!
