@@ -613,6 +613,63 @@ fn readback_mismatch_is_retried_reported_and_the_disk_left_blank() {
     );
 }
 
+/// The geometry fit patches what was written (the image's old backup GPT header is zeroed on
+/// a larger disk) and writes past the image (the new backup GPT at the disk's end): a sector
+/// of either that reads back wrong is rewritten with those patched bytes, not the image's,
+/// and reported by offset like any other.
+#[test]
+fn readback_mismatch_in_what_the_fit_wrote_is_rewritten_with_the_fit_bytes() {
+    if let Some(why) = nbd_unavailable() {
+        eprintln!("skipped readback_mismatch_fit: {why}");
+        return;
+    }
+    let Some(fx) = fixtures_or_skip("readback_mismatch_fit") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let img = our_image(&fx, dir.path());
+    let image_size = std::fs::metadata(&img).unwrap().len();
+    let disk_size: u64 = 200 << 20;
+    assert!(disk_size > image_size + (1 << 20));
+    let plugin = dir.path().join("corrupt.sh");
+    std::fs::write(&plugin, CORRUPT_PLUGIN).unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The image's old backup GPT header (zeroed by the fit) and the new one at the disk's end.
+    for (n, what, bad_byte) in [
+        (0, "old backup header", image_size - 512 + 5),
+        (1, "new backup header", disk_size - 512 + 5),
+    ] {
+        let back = dir.path().join(format!("back{n}.bin"));
+        File::create(&back).unwrap().set_len(disk_size).unwrap();
+        let work = dir.path().join(format!("nbd{n}"));
+        std::fs::create_dir(&work).unwrap();
+        let d = NbdDev::new(
+            &work,
+            &[
+                ("IMG", back.display().to_string()),
+                ("CORRUPT", bad_byte.to_string()),
+            ],
+            &["sh", plugin.to_str().unwrap()],
+        )
+        .unwrap();
+        let (code, _, err) = flash(&img, &d.dev, &["--retries", "2"]);
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(!err.contains("image changed"), "{what}: {err}");
+        let sector = bad_byte / 512 * 512;
+        assert!(
+            err.contains(&format!(
+                "offset {sector} (512 bytes) outside the partitions"
+            )),
+            "{what}: {err}"
+        );
+        assert!(
+            err.contains("still wrong after 2 rewrites"),
+            "{what}: {err}"
+        );
+        assert!(err.contains("blank"), "{what}: {err}");
+    }
+}
+
 #[test]
 fn a_killed_flash_leaves_no_partition_table() {
     if let Some(why) = nbd_unavailable() {

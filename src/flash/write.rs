@@ -683,6 +683,7 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
             t,
             image_path,
             &bad,
+            &outside,
             retries,
             table.as_ref(),
             &mut mismatches,
@@ -884,15 +885,12 @@ fn apply_fit(
             }
         }
         let len = data.len() as u64;
-        let mut d = data.to_vec();
-        let mut touched = false;
-        for w in writes.iter().filter(|w| overlaps(off, len, w)) {
-            let s = w.0.max(off);
-            let e = (w.0 + w.1.len() as u64).min(off + len);
-            d[(s - off) as usize..(e - off) as usize]
-                .copy_from_slice(&w.1[(s - w.0) as usize..(e - w.0) as usize]);
-            touched = true;
-        }
+        let touched = writes.iter().any(|w| overlaps(off, len, w));
+        let d = if touched {
+            overlay(off, data, writes)
+        } else {
+            data.to_vec()
+        };
         if touched {
             t.write_at(&d, off)?;
             n += len;
@@ -935,6 +933,34 @@ fn apply_fit(
     Ok(n)
 }
 
+/// Whether the writes cover every byte of `[off, off + len)`.
+fn covered_by(writes: &[(u64, Vec<u8>)], off: u64, len: u64) -> bool {
+    let ranges = crate::imaging::ranges::normalize(
+        writes
+            .iter()
+            .map(|(o, d)| Extent::new(*o, d.len() as u64))
+            .collect(),
+    );
+    crate::imaging::ranges::subtract(&[Extent::new(off, len)], &ranges, off.saturating_add(len))
+        .is_empty()
+}
+
+/// `data` (the bytes at `off`) with the writes that overlap it copied on top.
+fn overlay(off: u64, data: &[u8], writes: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut d = data.to_vec();
+    let end = off + data.len() as u64;
+    for (o, w) in writes {
+        let we = o + w.len() as u64;
+        if *o < end && we > off {
+            let s = (*o).max(off);
+            let e = we.min(end);
+            d[(s - off) as usize..(e - off) as usize]
+                .copy_from_slice(&w[(s - o) as usize..(e - o) as usize]);
+        }
+    }
+    d
+}
+
 /// `offset N (+len) in partition 8 (hassos-data)`.
 pub fn describe(m: &ReadbackMismatch) -> String {
     let part = match (m.partition, &m.partition_name) {
@@ -971,6 +997,7 @@ fn repair(
     t: &Target,
     image: &Path,
     bad: &[Unit],
+    patches: &[(u64, Vec<u8>)],
     retries: u32,
     table: Option<&PartitionTable>,
     out: &mut Vec<ReadbackMismatch>,
@@ -982,7 +1009,20 @@ fn repair(
     let mut todo: Vec<(u64, Vec<u8>, std::ops::Range<usize>)> = Vec::new();
     let mut differing_units = vec![false; bad.len()];
     let mut h = Sha256::new();
-    fetch_each(image, bad, &mut |i, off, want, last| {
+    // What was written to a unit the geometry fit touched is the image's bytes with the fit's
+    // changes on top; a unit the changes cover whole (the new backup GPT at the disk's end,
+    // maybe past the image) is not read from the image at all.
+    let covered = |u: &Unit| covered_by(patches, u.off, u.len);
+    let from_image: Vec<usize> = (0..bad.len()).filter(|&i| !covered(&bad[i])).collect();
+    let fetch: Vec<Unit> = from_image.iter().map(|&i| bad[i]).collect();
+    let mut per_piece = |i: usize, off: u64, image_bytes: &[u8], last: bool| -> Result<()> {
+        let patched;
+        let want = if bad[i].image_bytes {
+            image_bytes
+        } else {
+            patched = overlay(off, image_bytes, patches);
+            patched.as_slice()
+        };
         h.update(want);
         if last {
             let got: [u8; 32] = std::mem::take(&mut h).finalize().into();
@@ -1026,7 +1066,20 @@ fn repair(
         }
         todo.push((off, want.to_vec(), first_idx..out.len()));
         Ok(())
+    };
+    fetch_each(image, &fetch, &mut |k, off, data, last| {
+        per_piece(from_image[k], off, data, last)
     })?;
+    for i in (0..bad.len()).filter(|&i| covered(&bad[i])) {
+        let u = bad[i];
+        let mut p = u.off;
+        while p < u.off + u.len {
+            let l = (u.off + u.len - p).min(CHUNK as u64);
+            let zeros = vec![0u8; l as usize];
+            per_piece(i, p, &zeros, p + l == u.off + u.len)?;
+            p += l;
+        }
+    }
     // Units that read back wrong once and right now (a transient read error): recorded whole.
     for (u, differs) in bad.iter().zip(&differing_units) {
         if !differs {
