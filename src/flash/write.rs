@@ -681,9 +681,11 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
     if !bad.is_empty() {
         let fixed = repair(
             t,
-            image_path,
+            Written {
+                image: image_path,
+                patches: &outside,
+            },
             &bad,
-            &outside,
             retries,
             table.as_ref(),
             &mut mismatches,
@@ -933,6 +935,14 @@ fn apply_fit(
     Ok(n)
 }
 
+/// Where the bytes written come from: the image, with the geometry fit's changes (outside
+/// the first MiB) on top.
+#[derive(Clone, Copy)]
+struct Written<'a> {
+    image: &'a Path,
+    patches: &'a [(u64, Vec<u8>)],
+}
+
 /// Whether the writes cover every byte of `[off, off + len)`.
 fn covered_by(writes: &[(u64, Vec<u8>)], off: u64, len: u64) -> bool {
     let ranges = crate::imaging::ranges::normalize(
@@ -995,9 +1005,8 @@ fn locate(table: Option<&PartitionTable>, off: u64) -> (Option<u32>, Option<Stri
 /// true when all were fixed.
 fn repair(
     t: &Target,
-    image: &Path,
+    written: Written<'_>,
     bad: &[Unit],
-    patches: &[(u64, Vec<u8>)],
     retries: u32,
     table: Option<&PartitionTable>,
     out: &mut Vec<ReadbackMismatch>,
@@ -1007,6 +1016,7 @@ fn repair(
     let s = t.s() as usize;
     // Pieces that differ now: (offset, image bytes, its mismatches in `out`).
     let mut todo: Vec<(u64, Vec<u8>, std::ops::Range<usize>)> = Vec::new();
+    let Written { image, patches } = written;
     let mut differing_units = vec![false; bad.len()];
     let mut h = Sha256::new();
     // What was written to a unit the geometry fit touched is the image's bytes with the fit's
