@@ -1,6 +1,6 @@
-//! `lifeboat verify <image>`: check an image (raw, .zst, .gz, .xz) against its manifest, a
-//! bmap, a published SHA-256, and/or a device that should hold it. The clap arguments live
-//! here; the work is [`crate::verify::check`].
+//! `lifeboat verify <image>`: check an image (raw, .zst, .gz, .xz, .bz2, a .zip holding one
+//! image) against its manifest, a bmap, a published SHA-256, and/or a device that should hold
+//! it. The clap arguments live here; the work is [`crate::verify::check`].
 
 use crate::error::Outcome;
 use crate::report::{Output, SCHEMA_VERSION, human_bytes};
@@ -21,7 +21,7 @@ stored (a release's .img.xz checksum). --against compares a device (or another r
 image) with the image, over the mapped ranges when a manifest or bmap gives them,
 reading the device with O_DIRECT. Exit status 7 when anything differs.")]
 pub struct VerifyArgs {
-    /// Image file: raw, .img.zst, .img.gz or .img.xz (recognised by content)
+    /// Image file: raw, .img.zst, .img.gz, .img.xz, .img.bz2 or a .zip with one image
     pub image: PathBuf,
     /// lifeboat manifest to check against (default: IMAGE.manifest.json if present)
     #[arg(long, value_name = "FILE")]
