@@ -546,6 +546,60 @@ case "$1" in
 esac
 "#;
 
+/// A blank `size`-byte disk `back<tag>.bin` behind the [`CORRUPT_PLUGIN`] (reads of byte
+/// `corrupt` come back inverted; writes covering `bad_write` fail), as a loop device.
+fn lying_disk(
+    dir: &Path,
+    tag: &str,
+    size: u64,
+    corrupt: Option<u64>,
+    bad_write: Option<u64>,
+) -> (NbdDev, PathBuf) {
+    let plugin = dir.join("corrupt.sh");
+    if !plugin.exists() {
+        std::fs::write(&plugin, CORRUPT_PLUGIN).unwrap();
+        std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let back = dir.join(format!("back{tag}.bin"));
+    File::create(&back).unwrap().set_len(size).unwrap();
+    let work = dir.join(format!("nbd{tag}"));
+    std::fs::create_dir(&work).unwrap();
+    let mut env = vec![
+        ("IMG", back.display().to_string()),
+        (
+            "CORRUPT",
+            corrupt.map_or("-1".to_string(), |b| b.to_string()),
+        ),
+    ];
+    if let Some(b) = bad_write {
+        env.push(("BADW", b.to_string()));
+    }
+    let d = NbdDev::new(&work, &env, &["sh", plugin.to_str().unwrap()]).unwrap();
+    (d, back)
+}
+
+/// The old card: the rpi4 fixture on a 160 MiB disk that takes about 5 MB/s (nbdkit's rate
+/// filter counts bits), so a flash onto it lasts half a minute.
+fn slow_old_card(dir: &Path, fx: &Path) -> NbdDev {
+    let back = dir.join("back.bin");
+    std::fs::copy(fx.join("rpi4.img"), &back).unwrap();
+    File::options()
+        .write(true)
+        .open(&back)
+        .unwrap()
+        .set_len(160 << 20)
+        .unwrap();
+    let work = dir.join("nbd");
+    std::fs::create_dir(&work).unwrap();
+    NbdDev::new(
+        &work,
+        &[],
+        &["--filter=rate", "file", back.to_str().unwrap(), "rate=40M"],
+    )
+    .unwrap()
+}
+
 fn nbd_unavailable() -> Option<String> {
     if let Some(r) = skip_reason(&["nbdkit", "nbdfuse", "fusermount3", "perl", "sfdisk"]) {
         return Some(r);
@@ -569,22 +623,7 @@ fn readback_mismatch_is_retried_reported_and_the_disk_left_blank() {
     let img = our_image(&fx, dir.path());
     let (s8, _) = partitions(&img)[7];
     let bad_byte = s8 + 1024 + 5; // the data partition's ext4 superblock: mapped
-    let plugin = dir.path().join("corrupt.sh");
-    std::fs::write(&plugin, CORRUPT_PLUGIN).unwrap();
-    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let back = dir.path().join("back.bin");
-    File::create(&back).unwrap().set_len(200 << 20).unwrap();
-    let work = dir.path().join("nbd");
-    std::fs::create_dir(&work).unwrap();
-    let d = NbdDev::new(
-        &work,
-        &[
-            ("IMG", back.display().to_string()),
-            ("CORRUPT", bad_byte.to_string()),
-        ],
-        &["sh", plugin.to_str().unwrap()],
-    )
-    .unwrap();
+    let (d, back) = lying_disk(dir.path(), "", 200 << 20, Some(bad_byte), None);
     let (code, _, err) = flash(&img, &d.dev, &["--retries", "2"]);
     assert_eq!(code, 1, "{err}");
     let sector = bad_byte / 512 * 512;
@@ -631,27 +670,12 @@ fn readback_mismatch_in_what_the_fit_wrote_is_rewritten_with_the_fit_bytes() {
     let image_size = std::fs::metadata(&img).unwrap().len();
     let disk_size: u64 = 200 << 20;
     assert!(disk_size > image_size + (1 << 20));
-    let plugin = dir.path().join("corrupt.sh");
-    std::fs::write(&plugin, CORRUPT_PLUGIN).unwrap();
-    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // The image's old backup GPT header (zeroed by the fit) and the new one at the disk's end.
     for (n, what, bad_byte) in [
         (0, "old backup header", image_size - 512 + 5),
         (1, "new backup header", disk_size - 512 + 5),
     ] {
-        let back = dir.path().join(format!("back{n}.bin"));
-        File::create(&back).unwrap().set_len(disk_size).unwrap();
-        let work = dir.path().join(format!("nbd{n}"));
-        std::fs::create_dir(&work).unwrap();
-        let d = NbdDev::new(
-            &work,
-            &[
-                ("IMG", back.display().to_string()),
-                ("CORRUPT", bad_byte.to_string()),
-            ],
-            &["sh", plugin.to_str().unwrap()],
-        )
-        .unwrap();
+        let (d, _) = lying_disk(dir.path(), &n.to_string(), disk_size, Some(bad_byte), None);
         let (code, _, err) = flash(&img, &d.dev, &["--retries", "2"]);
         assert_eq!(code, 1, "{what}: {err}");
         assert!(!err.contains("image changed"), "{what}: {err}");
@@ -682,23 +706,7 @@ fn a_killed_flash_leaves_no_partition_table() {
     let dir = tempfile::tempdir().unwrap();
     let img = fx.join("rpi4.img");
     // The disk starts with a valid HAOS install (the old card).
-    let back = dir.path().join("back.bin");
-    std::fs::copy(&img, &back).unwrap();
-    File::options()
-        .write(true)
-        .open(&back)
-        .unwrap()
-        .set_len(160 << 20)
-        .unwrap();
-    let work = dir.path().join("nbd");
-    std::fs::create_dir(&work).unwrap();
-    // About 5 MB/s (the rate is in bits per second): the flash takes half a minute.
-    let d = NbdDev::new(
-        &work,
-        &[],
-        &["--filter=rate", "file", back.to_str().unwrap(), "rate=40M"],
-    )
-    .unwrap();
+    let d = slow_old_card(dir.path(), &fx);
     let sf = Command::new("sfdisk")
         .arg("-d")
         .arg(&d.dev)
@@ -782,22 +790,7 @@ fn ctrl_c_stops_and_wipes_the_tables() {
     };
     let dir = tempfile::tempdir().unwrap();
     let img = fx.join("rpi4.img");
-    let back = dir.path().join("back.bin");
-    std::fs::copy(&img, &back).unwrap();
-    File::options()
-        .write(true)
-        .open(&back)
-        .unwrap()
-        .set_len(160 << 20)
-        .unwrap();
-    let work = dir.path().join("nbd");
-    std::fs::create_dir(&work).unwrap();
-    let d = NbdDev::new(
-        &work,
-        &[],
-        &["--filter=rate", "file", back.to_str().unwrap(), "rate=40M"],
-    )
-    .unwrap();
+    let d = slow_old_card(dir.path(), &fx);
     let mut child = common::lifeboat()
         .args(["--json", "flash", "--yes", "--no-bmap"])
         .arg(&img)
@@ -869,23 +862,7 @@ fn a_write_error_is_named_and_the_disk_left_blank() {
     let dir = tempfile::tempdir().unwrap();
     let img = our_image(&fx, dir.path());
     let (s8, _) = partitions(&img)[7];
-    let plugin = dir.path().join("corrupt.sh");
-    std::fs::write(&plugin, CORRUPT_PLUGIN).unwrap();
-    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let back = dir.path().join("back.bin");
-    File::create(&back).unwrap().set_len(200 << 20).unwrap();
-    let work = dir.path().join("nbd");
-    std::fs::create_dir(&work).unwrap();
-    let d = NbdDev::new(
-        &work,
-        &[
-            ("IMG", back.display().to_string()),
-            ("CORRUPT", "-1".to_string()),
-            ("BADW", (s8 + 1024).to_string()),
-        ],
-        &["sh", plugin.to_str().unwrap()],
-    )
-    .unwrap();
+    let (d, _) = lying_disk(dir.path(), "", 200 << 20, None, Some(s8 + 1024));
     let (code, _, err) = flash(&img, &d.dev, &[]);
     assert_eq!(code, 1, "{err}");
     assert!(
