@@ -501,20 +501,7 @@ pub fn run(args: &CloneArgs, out: &Output) -> Result<Outcome> {
             others.join(", ")
         ));
     }
-    let emit = |w: &str| {
-        if out.quiet {
-            return;
-        }
-        if out.json {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "{}",
-                serde_json::json!({"event": "warning", "message": w})
-            );
-        } else {
-            eprintln!("lifeboat: warning: {w}");
-        }
-    };
+    let emit = |w: &str| out.warning(w);
     for w in &warnings {
         emit(w);
     }

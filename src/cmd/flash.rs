@@ -497,20 +497,7 @@ pub fn run(args: &FlashArgs, out: &Output) -> Result<Outcome> {
             }
         ));
     }
-    let emit = |w: &str| {
-        if out.quiet {
-            return;
-        }
-        if out.json {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "{}",
-                serde_json::json!({"event": "warning", "message": w})
-            );
-        } else {
-            eprintln!("lifeboat: warning: {w}");
-        }
-    };
+    let emit = |w: &str| out.warning(w);
     for w in &warnings {
         emit(w);
     }

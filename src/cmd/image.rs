@@ -349,21 +349,7 @@ pub fn run(args: &ImageArgs, out: &Output) -> Result<Outcome> {
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
     let handle = progress_thread(Arc::clone(&progress), Arc::clone(&done), *out);
-    let quiet = out.quiet;
-    let json = out.json;
-    let mut warn = |s: &str| {
-        if !quiet {
-            if json {
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "{}",
-                    serde_json::json!({"event": "warning", "message": s})
-                );
-            } else {
-                eprintln!("lifeboat: warning: {s}");
-            }
-        }
-    };
+    let mut warn = |s: &str| out.warning(s);
     let res = job::run(&opts, &progress, &stop, &mut warn);
     done.store(true, Ordering::Relaxed);
     if let Some(h) = handle {

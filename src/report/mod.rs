@@ -39,6 +39,23 @@ impl Output {
         }
     }
 
+    /// A warning on stderr unless --quiet: a line of text, or with --json a JSON-lines event
+    /// `{"event": "warning", "message": …}` (stdout stays one document).
+    pub fn warning(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.json {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{}",
+                serde_json::json!({"event": "warning", "message": message})
+            );
+        } else {
+            eprintln!("lifeboat: warning: {message}");
+        }
+    }
+
     /// Report a failure: one line on stderr, and a JSON object on stdout with --json.
     pub fn error(&self, e: &anyhow::Error) {
         eprintln!("lifeboat: error: {e:#}");
