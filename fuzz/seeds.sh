@@ -26,7 +26,8 @@ echo "seeds: building the seed tool"
 (cd "$FUZZ" && cargo build --quiet --release --example mkseed)
 MK=$FUZZ/target/release/examples/mkseed
 
-for t in table table_image fs_probe fat erofs squashfs bootenv haos_text backup inspect_image; do
+for t in table table_image fs_probe fat erofs squashfs bootenv haos_text backup inspect_image \
+    geometry health_pages image_input; do
     mkdir -p "$C/$t"
 done
 
@@ -34,6 +35,7 @@ for img in "$FIX"/*.img; do
     n=$(basename "$img" .img)
     "$MK" traced "$img" "$C/inspect_image/$n" 2>/dev/null
     "$MK" traced-table "$img" "$C/table_image/$n" 2>/dev/null
+    cp "$C/table_image/$n" "$C/geometry/$n" 2>/dev/null || true
     "$MK" cut "$img" "$C/table/$n" 0 32768
     while read -r num start size fs _name; do
         "$MK" cut "$img" "$C/fs_probe/$n-p$num" "$start" 4096
@@ -125,5 +127,27 @@ printf '[all]\nos_prefix=slot-B/\n[pi5]\ndtoverlay=vc4-kms-v3d\n[tryboot]\nos_pr
     >"$C/haos_text/config"
 printf '{"slug":"a519c354","name":"x","date":"2026-08-20T04:45:00+00:00","type":"full","protected":true}' \
     >"$C/backup/min.json"
+
+# Health pages: the real ATA SMART blobs (decoder 3, skdump's format) and zeroed pages of
+# each decoder's size, one per decoder (the first byte picks it).
+i=0
+for b in "$ROOT"/../shared/fixtures/ata-smart/blobs/*; do
+    [ -f "$b" ] || continue
+    { printf '\003'; cat "$b"; } >"$C/health_pages/blob-$i"
+    i=$((i + 1))
+done
+for d in $(seq 0 23); do
+    { printf "\\$(printf '%03o' "$d")"; head -c 512 /dev/zero; } >"$C/health_pages/zero-$d"
+done
+
+# Image inputs: the start of a fixture image raw and in every container ImageInput reads.
+first=$(compgen -G "$FIX/*.img" | head -n 1)
+head -c 65536 "$first" >"$WORK/small.img"
+cp "$WORK/small.img" "$C/image_input/raw"
+gzip -9 -c "$WORK/small.img" >"$C/image_input/gz"
+zstd -q -19 -c "$WORK/small.img" >"$C/image_input/zst" 2>/dev/null || true
+xz -c "$WORK/small.img" >"$C/image_input/xz" 2>/dev/null || true
+bzip2 -c "$WORK/small.img" >"$C/image_input/bz2" 2>/dev/null || true
+(cd "$WORK" && zip -q -9 "$C/image_input/zip" small.img && zip -q -0 "$C/image_input/zip-stored" small.img) 2>/dev/null || true
 
 du -sh "$C"/* | sed 's|'"$C"'/||'
