@@ -324,21 +324,7 @@ fn render(doc: &CloneDoc<'_>) -> String {
         human_bytes(r.bytes_verified),
         if r.direct_io { " (O_DIRECT)" } else { "" }
     );
-    for n in &r.fit_notes {
-        let _ = writeln!(s, "  {n}");
-    }
-    for m in &r.mismatches {
-        let _ = writeln!(
-            s,
-            "  read-back mismatch at {}: {}",
-            write::describe(m),
-            if m.fixed {
-                format!("fixed by rewrite {}", m.rewrites)
-            } else {
-                "NOT fixed".into()
-            }
-        );
-    }
+    crate::cmd::flash::render_fit_and_mismatches(&mut s, r);
     if doc.bad.is_empty() {
         let _ = writeln!(s, "  every used sector of the source was read");
     } else {
@@ -372,14 +358,7 @@ fn render(doc: &CloneDoc<'_>) -> String {
         let _ = writeln!(s, "  mapfile {m}");
     }
     if !r.partitions.is_empty() {
-        let _ = writeln!(
-            s,
-            "  partitions the kernel now shows ({}):",
-            r.partitions_from
-        );
-        for p in &r.partitions {
-            let _ = writeln!(s, "    {:<14} {:>10}", p.name, human_bytes(p.size));
-        }
+        crate::cmd::flash::render_partitions(&mut s, r);
     }
     let _ = writeln!(
         s,
@@ -549,17 +528,9 @@ pub fn run(args: &CloneArgs, out: &Output) -> Result<Outcome> {
     }
     let mapped_bytes = ranges::total(&used);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        // The first signal stops the clone (and wipes the target's tables); a second ends
-        // at once.
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
-        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-    }
+    // The first SIGINT/SIGTERM/SIGHUP asks the work to stop (and clean up); a second ends
+    // the process at once.
+    let stop = super::stop_on_signals();
     let read_progress = Progress::default();
     let write_progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));

@@ -335,6 +335,28 @@ fn render(doc: &FlashDoc<'_>) -> String {
     if let Some(h) = &r.image_sha256 {
         let _ = writeln!(s, "  image sha256 {h}");
     }
+    render_fit_and_mismatches(&mut s, r);
+    if r.partitions.is_empty() {
+        let _ = writeln!(
+            s,
+            "  the kernel shows no partitions ({})",
+            r.partitions_from
+        );
+    } else {
+        render_partitions(&mut s, r);
+    }
+    let t = &r.timings;
+    let _ = writeln!(
+        s,
+        "  {:.1} s: write {:.1} s, read-back {:.1} s",
+        t.total_s, t.write_s, t.readback_s
+    );
+    s
+}
+
+/// The geometry fit's notes and every read-back mismatch, one line each (shared with
+/// `clone`).
+pub(crate) fn render_fit_and_mismatches(s: &mut String, r: &write::FlashReport) {
     for n in &r.fit_notes {
         let _ = writeln!(s, "  {n}");
     }
@@ -350,29 +372,18 @@ fn render(doc: &FlashDoc<'_>) -> String {
             }
         );
     }
-    if r.partitions.is_empty() {
-        let _ = writeln!(
-            s,
-            "  the kernel shows no partitions ({})",
-            r.partitions_from
-        );
-    } else {
-        let _ = writeln!(
-            s,
-            "  partitions the kernel now shows ({}):",
-            r.partitions_from
-        );
-        for p in &r.partitions {
-            let _ = writeln!(s, "    {:<14} {:>10}", p.name, human_bytes(p.size));
-        }
-    }
-    let t = &r.timings;
+}
+
+/// The partitions the kernel shows after the flash (shared with `clone`).
+pub(crate) fn render_partitions(s: &mut String, r: &write::FlashReport) {
     let _ = writeln!(
         s,
-        "  {:.1} s: write {:.1} s, read-back {:.1} s",
-        t.total_s, t.write_s, t.readback_s
+        "  partitions the kernel now shows ({}):",
+        r.partitions_from
     );
-    s
+    for p in &r.partitions {
+        let _ = writeln!(s, "    {:<14} {:>10}", p.name, human_bytes(p.size));
+    }
 }
 
 /// Run `flash`.
@@ -533,16 +544,9 @@ pub fn run(args: &FlashArgs, out: &Output) -> Result<Outcome> {
         );
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        // The first signal stops the flash (and wipes the tables); a second ends at once.
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
-        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-    }
+    // The first SIGINT/SIGTERM/SIGHUP asks the work to stop (and clean up); a second ends
+    // the process at once.
+    let stop = super::stop_on_signals();
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
     let handle = progress_thread(Arc::clone(&progress), Arc::clone(&done), *out);

@@ -336,16 +336,9 @@ pub fn run(args: &ImageArgs, out: &Output) -> Result<Outcome> {
             "-o -: stdout is a terminal; pipe the image somewhere (e.g. `| rclone rcat remote:card.img`) or give a file"
         );
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        // A second signal while stopping ends the process at once.
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
-        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-    }
+    // The first SIGINT/SIGTERM/SIGHUP asks the work to stop (and clean up); a second ends
+    // the process at once.
+    let stop = super::stop_on_signals();
     let progress = Arc::new(Progress::default());
     let done = Arc::new(AtomicBool::new(false));
     let handle = progress_thread(Arc::clone(&progress), Arc::clone(&done), *out);

@@ -10,8 +10,6 @@ use clap::Args;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 /// Arguments of `shrink`.
 #[derive(Debug, Args)]
@@ -123,16 +121,9 @@ pub fn run(a: &ShrinkArgs, out: &Output) -> Result<Outcome> {
         (None, Some(n)) => (n, "--size".to_string()),
         (None, None) => bail!("give the target size with --size BYTES or --to DEVICE"),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        // The first signal stops at the next step and cleans up; a second ends at once.
-        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop));
-        let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
-    }
+    // The first SIGINT/SIGTERM/SIGHUP asks the work to stop (and clean up); a second ends
+    // the process at once.
+    let stop = super::stop_on_signals();
     let rep = shrink::shrink(
         &a.image,
         &a.output,
