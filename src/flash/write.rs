@@ -3,16 +3,20 @@
 //! Order, so that a half-written disk never looks like a bootable one:
 //! 1. the first MiB and the last MiB of the target are zeroed (no stale GPT, primary or backup,
 //!    survives) and synced;
-//! 2. the image is streamed by a reader thread (decompressing, skipping unmapped ranges,
-//!    checking each bmap range's SHA-256) to two writer threads (4 MiB aligned `pwrite`s, two
-//!    in flight, `O_DIRECT` when the device takes it, SHA-256 of every piece written outside
-//!    the bmap ranges that have one), everything except the first MiB, kept in memory;
+//! 2. everything except the first MiB (kept in memory) goes to two writer threads (4 MiB
+//!    aligned `pwrite`s, two in flight, `O_DIRECT` when the device takes it, SHA-256 of every
+//!    piece written outside the bmap ranges that have one). A raw image with a bmap is read
+//!    by two lane threads at once (`pread`, each reading and checking the SHA-256 of its
+//!    share of the ranges, so hashing uses both cores); any other image is one stream, read
+//!    (decompressed, unmapped ranges skipped) by one thread and hashed (bmap ranges, or the
+//!    whole image) by another;
 //! 3. sync, `BLKFLSBUF`, then the geometry fit (backup GPT to the disk's end, `--grow`) through
 //!    [`fit`], reading an overlay of the in-memory first MiB over the target;
-//! 4. every written unit (a bmap range or a piece) is read back with `O_DIRECT` by two threads
-//!    and compared byte for byte with a raw image, else by SHA-256 (the bmap's checksum or
-//!    the piece's own); a mismatching piece is located to the sector, rewritten from the image
-//!    and re-read up to `retries` times;
+//! 4. every written unit (a bmap range or a piece) is read back with `O_DIRECT` by three
+//!    threads and compared byte for byte with a raw image (4 MiB pieces, any thread), else by
+//!    SHA-256 (the bmap's checksum or the piece's own; one thread per unit); a mismatching
+//!    piece is located to the sector, rewritten from the image and re-read up to `retries`
+//!    times;
 //! 5. the first MiB is written last, synced and read back; `BLKRRPART` (and `BLKPG` on kernels
 //!    without a parser for the table) makes the kernel show the new partitions.
 //!
@@ -35,6 +39,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
@@ -46,9 +51,15 @@ pub const HEAD: u64 = 1 << 20;
 /// Chunks queued between the image reader and the writers.
 const QUEUE: usize = 3;
 /// Buffers in circulation.
-const POOL: usize = 8;
-/// Writes (and read-back reads) in flight at once.
+const POOL: usize = 10;
+/// Writes in flight at once.
 const WRITERS: usize = 2;
+/// Reader threads for a raw image with a bmap (each reads and hashes its share of the
+/// ranges: SHA-256 on two cores).
+const LANES: usize = 2;
+/// Read-back reads in flight at once (each thread compares what it read while the others
+/// wait for the device).
+const READERS: usize = 3;
 
 /// The disk being flashed: a write descriptor opened `O_EXCL` (and `O_DIRECT` when the device
 /// takes it), an `O_DIRECT` read descriptor for the read-back and a buffered one for the
@@ -435,7 +446,7 @@ struct Chunk {
     buf: AlignedBuf,
 }
 
-/// What the reader thread found at the end.
+/// What the reader and hash threads found at the end.
 struct ReaderEnd {
     /// One past the last image byte seen.
     end: u64,
@@ -492,25 +503,133 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
         .filter_map(|(e, c)| c.as_deref().and_then(unhex32).map(|h| (*e, h)))
         .collect();
     input.set_hash_stored(false);
-    let head_for_reader = head.clone();
     let map_for_reader = map.clone();
     let target_size = t.size;
     let stop_r: &AtomicBool = stop;
+    let abort = AtomicBool::new(false);
+    let abort_r = &abort;
+    let head_len = head.len();
+    // A raw image with a bmap is read by LANES threads at once (pread, any order), each
+    // hashing its share of the bmap ranges; anything else is one stream, read by one thread
+    // and hashed by another.
+    let lanes = match (&map, raw) {
+        (Some(m), true) if head_len as u64 >= HEAD => Some(plan_lanes(m, LANES)),
+        _ => None,
+    };
+    let raw_file = match &lanes {
+        Some(_) => Some(
+            File::open(image_path)
+                .with_context(|| format!("{}: cannot reopen the image", image_path.display()))?,
+        ),
+        None => None,
+    };
     let rx = std::sync::Mutex::new(rx);
+    let back_rx = std::sync::Mutex::new(back_rx);
     let failed = std::sync::Mutex::new(None::<anyhow::Error>);
-    let (reader_res, units, bytes_written, write_err) = std::thread::scope(|sc| {
-        let rh = sc.spawn(move || {
-            read_stream(
-                input,
-                &head_for_reader,
-                map_for_reader.as_deref(),
-                want_whole,
-                target_size,
-                stop_r,
-                tx,
-                back_rx,
-            )
-        });
+    let (source_res, units, bytes_written, write_err) = std::thread::scope(|sc| {
+        type Finish<'s> = Box<dyn FnOnce() -> Result<ReaderEnd> + 's>;
+        let finish_source: Finish<'_> = match (&lanes, &raw_file, &map) {
+            (Some(lanes), Some(file), Some(m)) => {
+                let hs: Vec<_> = lanes
+                    .iter()
+                    .enumerate()
+                    .map(|(k, lane)| {
+                        let tx = tx.clone();
+                        let (back_rx, head) = (&back_rx, &head);
+                        sc.spawn(move || {
+                            let lane_map: Vec<(Extent, Option<String>)> =
+                                lane.iter().map(|&i| m[i].clone()).collect();
+                            lane_stream(
+                                file,
+                                image_path,
+                                (k == 0).then_some(head.as_slice()),
+                                &lane_map,
+                                target_size,
+                                stop_r,
+                                abort_r,
+                                tx,
+                                back_rx,
+                            )
+                        })
+                    })
+                    .collect();
+                drop(tx);
+                Box::new(move || {
+                    let mut end = head_len as u64;
+                    let mut checked = 0usize;
+                    let mut first_err = None;
+                    for h in hs {
+                        match h
+                            .join()
+                            .unwrap_or_else(|_| Err(anyhow!("an image reader thread panicked")))
+                        {
+                            Ok((e, c)) => {
+                                end = end.max(e);
+                                checked += c;
+                            }
+                            Err(e) => {
+                                first_err.get_or_insert(e);
+                            }
+                        }
+                    }
+                    match first_err {
+                        Some(e) => Err(e),
+                        None => Ok(ReaderEnd {
+                            end,
+                            image_sha256: None,
+                            bmap_checked: checked,
+                        }),
+                    }
+                })
+            }
+            _ => {
+                let stream_hash = StreamHash::new(image_path, map.as_deref(), want_whole);
+                let (ptx, prx) = sync_channel::<Piece>(QUEUE);
+                let back_r = &back_rx;
+                let rh = sc.spawn(move || {
+                    read_stream(
+                        input,
+                        head_len,
+                        map_for_reader.as_deref(),
+                        target_size,
+                        stop_r,
+                        abort_r,
+                        ptx,
+                        back_r,
+                    )
+                });
+                let back_h = back_tx.clone();
+                let head_h = &head;
+                let hh = sc.spawn(move || {
+                    hash_stream(stream_hash, head_h, target_size, abort_r, prx, tx, &back_h)
+                });
+                let mapped = map.is_some();
+                Box::new(move || {
+                    let r = rh
+                        .join()
+                        .unwrap_or_else(|_| Err(anyhow!("the image reader thread panicked")));
+                    let h = hh
+                        .join()
+                        .unwrap_or_else(|_| Err(anyhow!("the image hash thread panicked")));
+                    // A corrupt image first: the reader only stopped because of it.
+                    let h = h?;
+                    let end = r?;
+                    if stop_r.load(Ordering::Relaxed) {
+                        return Ok(ReaderEnd {
+                            end,
+                            image_sha256: None,
+                            bmap_checked: 0,
+                        });
+                    }
+                    let (image_sha256, bmap_checked) = h.finish(end, mapped)?;
+                    Ok(ReaderEnd {
+                        end,
+                        image_sha256,
+                        bmap_checked,
+                    })
+                })
+            }
+        };
         // WRITERS threads take chunks as they come (two writes in flight keep the device
         // busy while one completes) and hash what they wrote (the SHA-256 the read-back
         // compares with), except inside a bmap range with a SHA-256: the read-back compares
@@ -586,15 +705,14 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
             }));
         }
         units.sort_by_key(|u| u.off);
-        let r = rh
-            .join()
-            .unwrap_or_else(|_| Err(anyhow!("the image reader thread panicked")));
-        (r, units, written, err)
+        (finish_source(), units, written, err)
     });
+    // A corrupt image or a failed read first (the writers only stopped because of it), then
+    // write errors.
+    let rend = source_res?;
     if let Some(e) = write_err {
         return Err(e);
     }
-    let rend = reader_res?;
     *reached = rend.end;
     if stop.load(Ordering::Relaxed) {
         return Err(interrupted());
@@ -761,8 +879,12 @@ fn secs(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-/// Read every unit back (`O_DIRECT`) and return those whose SHA-256 differs from what was
-/// written.
+/// Read every unit back (`O_DIRECT`) and return those that differ from what was written.
+///
+/// With a raw image, units holding the image's own bytes are cut into `CHUNK` pieces that
+/// any of the `READERS` threads may take (several reads in flight, no unit waiting for one
+/// thread) and compared byte for byte with the image; every other unit is read whole by one
+/// thread and its SHA-256 compared.
 fn read_back(
     t: &Target,
     units: &[Unit],
@@ -770,50 +892,63 @@ fn read_back(
     stop: &AtomicBool,
     progress: &Progress,
 ) -> Result<Vec<Unit>> {
-    // WRITERS threads take whole units in turn (two reads in flight), each reading its unit
-    // in CHUNK pieces and hashing as it goes.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let worker = || -> Result<Vec<Unit>> {
-        let mut buf = AlignedBuf::new(CHUNK + 8192);
-        let mut img = vec![0u8; if image.is_some() { CHUNK } else { 0 }];
-        let mut bad = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(u) = units.get(i) else { break };
-            let direct = image.filter(|_| u.image_bytes);
-            let mut h = Sha256::new();
-            let mut differs = false;
+    // (unit, offset, length, compare with the image) in disk order.
+    let mut items: Vec<(usize, u64, u64, bool)> = Vec::new();
+    for (i, u) in units.iter().enumerate() {
+        if image.is_some() && u.image_bytes {
             let mut p = u.off;
             while p < u.off + u.len {
+                let l = (u.off + u.len - p).min(CHUNK as u64);
+                items.push((i, p, l, true));
+                p += l;
+            }
+        } else {
+            items.push((i, u.off, u.len, false));
+        }
+    }
+    let differs: Vec<AtomicBool> = units.iter().map(|_| AtomicBool::new(false)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || -> Result<()> {
+        let mut buf = AlignedBuf::new(CHUNK + 8192);
+        let mut img = vec![0u8; if image.is_some() { CHUNK } else { 0 }];
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(i, off, len, compare)) = items.get(k) else {
+                break;
+            };
+            let mut h = Sha256::new();
+            let mut bad = false;
+            let mut p = off;
+            while p < off + len {
                 if stop.load(Ordering::Relaxed) {
-                    return Ok(bad);
+                    return Ok(());
                 }
-                let l = (u.off + u.len - p).min(CHUNK as u64) as usize;
+                let l = (off + len - p).min(CHUNK as u64) as usize;
                 let (st, _) = t.fill_window(&mut buf, p, l)?;
                 let got = &buf.get(st + l)[st..st + l];
-                match direct {
+                match image.filter(|_| compare) {
                     Some(f) => {
                         f.read_exact_at(&mut img[..l], p).with_context(|| {
                             format!("reading the image again at byte {p} to compare")
                         })?;
-                        differs |= got != &img[..l];
+                        bad |= got != &img[..l];
                     }
                     None => h.update(got),
                 }
                 progress.done.fetch_add(l as u64, Ordering::Relaxed);
                 p += l as u64;
             }
-            if direct.is_none() {
-                differs = h.finalize().as_slice() != u.sha;
+            if !compare {
+                bad = h.finalize().as_slice() != units[i].sha;
             }
-            if differs {
-                bad.push(*u);
+            if bad {
+                differs[i].store(true, Ordering::Relaxed);
             }
         }
-        Ok(bad)
+        Ok(())
     };
-    let results: Vec<Result<Vec<Unit>>> = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..WRITERS).map(|_| sc.spawn(worker)).collect();
+    let results: Vec<Result<()>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..READERS).map(|_| sc.spawn(worker)).collect();
         hs.into_iter()
             .map(|h| {
                 h.join()
@@ -821,15 +956,18 @@ fn read_back(
             })
             .collect()
     });
-    let mut bad = Vec::new();
     for r in results {
-        bad.extend(r?);
+        r?;
     }
     if stop.load(Ordering::Relaxed) {
         bail!("interrupted (Ctrl-C or a termination signal)");
     }
-    bad.sort_by_key(|u| u.off);
-    Ok(bad)
+    Ok(units
+        .iter()
+        .zip(&differs)
+        .filter(|(_, d)| d.load(Ordering::Relaxed))
+        .map(|(u, _)| *u)
+        .collect())
 }
 
 /// 64 hex digits as 32 bytes.
@@ -1227,53 +1365,32 @@ fn fetch_device(dev: &Path, units: &[Unit]) -> Result<Vec<Vec<u8>>> {
     Ok(out)
 }
 
-/// The reader thread: decompress, skip unmapped ranges, check bmap SHA-256s, hand aligned
-/// chunks to the writer. Bytes at or past `target_size` are not sent (preflight made sure
-/// nothing used lies there).
+/// A piece of the image on its way from the reader thread to the hash thread: `n` bytes at
+/// `off`, of which the first `send` lie on the disk and go on to the writers.
+struct Piece {
+    off: u64,
+    n: usize,
+    send: usize,
+    buf: AlignedBuf,
+}
+
+/// The reader thread: decompress, skip unmapped ranges and hand pieces (in image order) to
+/// the hash thread. Returns one past the last image byte seen. Stops early when `abort` (the
+/// hash thread found the image corrupt) or `stop` is set.
 #[allow(clippy::too_many_arguments)]
 fn read_stream(
     mut input: ImageInput,
-    head: &[u8],
+    head_len: usize,
     map: Option<&[(Extent, Option<String>)]>,
-    want_whole: bool,
     target_size: u64,
     stop: &AtomicBool,
-    tx: SyncSender<Chunk>,
-    back: Receiver<AlignedBuf>,
-) -> Result<ReaderEnd> {
+    abort: &AtomicBool,
+    tx: SyncSender<Piece>,
+    back: &Mutex<Receiver<AlignedBuf>>,
+) -> Result<u64> {
     let path = input.path.clone();
-    let checked: Vec<(Extent, String)> = map
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|(e, c)| c.as_ref().map(|c| (*e, c.to_ascii_lowercase())))
-        .collect();
-    let mut hasher = RangeHasher::new(checked.iter().map(|c| c.0).collect());
-    let mut seen = 0usize;
-    let mut whole = want_whole.then(Sha256::new);
-    let check_done = |hasher: &RangeHasher, seen: &mut usize| -> Result<()> {
-        while *seen < hasher.done.len() {
-            let (e, got) = &hasher.done[*seen];
-            let want = &checked[*seen].1;
-            if got != want {
-                bail!(
-                    "{}: the image is corrupt: bytes {}..{} hash to {got}, its bmap says {want} \
-                     (damaged download or copy?). Nothing of the partition tables was written",
-                    path.display(),
-                    e.start,
-                    e.end()
-                );
-            }
-            *seen += 1;
-        }
-        Ok(())
-    };
-    hasher.feed(0, head.len() as u64, Some(head));
-    if let Some(w) = whole.as_mut() {
-        w.update(head);
-    }
-    check_done(&hasher, &mut seen)?;
-    let mut pos = head.len() as u64;
-    if (head.len() as u64) < HEAD {
+    let mut pos = head_len as u64;
+    if (head_len as u64) < HEAD {
         // The whole image fits in the first MiB.
         let mut b = [0u8; 1];
         if input.fill(&mut b)? != 0 {
@@ -1282,28 +1399,12 @@ fn read_stream(
                 path.display()
             );
         }
-        hasher.feed(pos, 0, None);
-        let fin = hasher.finish();
-        for ((e, got), (_, want)) in fin.iter().zip(checked.iter()) {
-            if got != want {
-                bail!(
-                    "{}: the image is corrupt: bytes {}..{} hash to {got}, its bmap says {want}",
-                    path.display(),
-                    e.start,
-                    e.end()
-                );
-            }
-        }
-        return Ok(ReaderEnd {
-            end: pos,
-            image_sha256: whole.map(|w| hex(&w.finalize())),
-            bmap_checked: checked.len(),
-        });
+        return Ok(pos);
     }
     // Pieces to send: mapped ranges from HEAD on, cut into CHUNK-sized pieces.
     let mut idx = 0usize;
     loop {
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::Relaxed) || abort.load(Ordering::Relaxed) {
             break;
         }
         let (start, len) = match map {
@@ -1321,7 +1422,9 @@ fn read_stream(
             input.skip(start - pos)?;
             pos = start;
         }
-        let Ok(mut buf) = back.recv() else { break };
+        let Some(mut buf) = take_buf(back) else {
+            break;
+        };
         let n = input.fill(&mut buf.get_mut(len)[..len])?;
         if n < len && map.is_some() {
             bail!(
@@ -1331,57 +1434,266 @@ fn read_stream(
                 start + len as u64
             );
         }
-        let data = &buf.get(n)[..n];
-        hasher.feed(pos, n as u64, Some(data));
-        if let Some(w) = whole.as_mut() {
-            w.update(data);
-        }
-        check_done(&hasher, &mut seen)?;
         let send = (n as u64).min(target_size.saturating_sub(pos)) as usize;
         let at = pos;
         pos += n as u64;
-        if send > 0 {
-            if tx
-                .send(Chunk {
-                    off: at,
-                    len: send,
-                    buf,
-                })
-                .is_err()
-            {
-                break;
-            }
-        } else if n > 0 && data.iter().any(|&b| b != 0) {
-            bail!(
-                "{}: the image has data at byte {at}, past the end of the disk ({target_size} bytes)",
-                path.display()
-            );
+        if tx
+            .send(Piece {
+                off: at,
+                n,
+                send,
+                buf,
+            })
+            .is_err()
+        {
+            break;
         }
         if n < len {
             break;
         }
     }
-    if map.is_some() && !stop.load(Ordering::Relaxed) {
-        // The rest of the image is unmapped: its length is the bmap's.
-        let fin = hasher.finish();
-        for ((e, got), (_, want)) in fin.iter().zip(checked.iter()).skip(seen) {
+    Ok(pos)
+}
+
+/// A free buffer from the pool (None once the pool is gone).
+fn take_buf(back: &Mutex<Receiver<AlignedBuf>>) -> Option<AlignedBuf> {
+    back.lock().ok()?.recv().ok()
+}
+
+/// Share the bmap ranges (indices into `map`) among `n` reader threads, balancing bytes:
+/// the largest ranges first, each to the least loaded lane; ranges that start in the first
+/// MiB go to lane 0, which hashes the in-memory first MiB. Each lane in disk order.
+fn plan_lanes(map: &[(Extent, Option<String>)], n: usize) -> Vec<Vec<usize>> {
+    let n = n.max(1);
+    let mut lanes: Vec<(u64, Vec<usize>)> = vec![(0, Vec::new()); n];
+    let mut order: Vec<usize> = (0..map.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(map[i].0.len));
+    for i in order {
+        let k = if map[i].0.start < HEAD {
+            0
+        } else {
+            (0..n).min_by_key(|&k| lanes[k].0).unwrap_or(0)
+        };
+        lanes[k].0 += map[i].0.len;
+        lanes[k].1.push(i);
+    }
+    lanes
+        .into_iter()
+        .map(|(_, mut l)| {
+            l.sort_by_key(|&i| map[i].0.start);
+            l
+        })
+        .collect()
+}
+
+/// One lane of a raw image with a bmap: read its ranges (past the first MiB) with `pread`,
+/// hash each against the bmap as it completes, and hand the pieces to the writers. `head` is
+/// the in-memory first MiB for the lane that holds the ranges starting there. Returns one
+/// past the last byte read and the number of ranges checked.
+#[allow(clippy::too_many_arguments)]
+fn lane_stream(
+    file: &File,
+    path: &Path,
+    head: Option<&[u8]>,
+    lane: &[(Extent, Option<String>)],
+    target_size: u64,
+    stop: &AtomicBool,
+    abort: &AtomicBool,
+    tx: SyncSender<Chunk>,
+    back: &Mutex<Receiver<AlignedBuf>>,
+) -> Result<(u64, usize)> {
+    let res = (|| -> Result<(u64, usize)> {
+        let mut hash = StreamHash::new(path, Some(lane), false);
+        if let Some(h) = head {
+            hash.feed(0, h)?;
+        }
+        let mut end = 0u64;
+        for (e, _) in lane {
+            let mut pos = e.start.max(HEAD);
+            while pos < e.end() {
+                if stop.load(Ordering::Relaxed) || abort.load(Ordering::Relaxed) {
+                    return Ok((end, 0));
+                }
+                let len = (e.end() - pos).min(CHUNK as u64) as usize;
+                let Some(mut buf) = take_buf(back) else {
+                    return Ok((end, 0));
+                };
+                let data = &mut buf.get_mut(len)[..len];
+                let mut got = 0usize;
+                while got < len {
+                    match file.read_at(&mut data[got..], pos + got as u64) {
+                        Ok(0) => bail!(
+                            "{}: the image ends at byte {} but its bmap maps bytes up to {}",
+                            path.display(),
+                            pos + got as u64,
+                            e.end()
+                        ),
+                        Ok(k) => got += k,
+                        Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                        Err(err) => {
+                            return Err(err).with_context(|| {
+                                format!("{}: reading the image at byte {pos}", path.display())
+                            });
+                        }
+                    }
+                }
+                hash.feed(pos, data)?;
+                let send = (len as u64).min(target_size.saturating_sub(pos)) as usize;
+                if send == 0 && data.iter().any(|&b| b != 0) {
+                    bail!(
+                        "{}: the image has data at byte {pos}, past the end of the disk \
+                         ({target_size} bytes)",
+                        path.display()
+                    );
+                }
+                if send > 0
+                    && tx
+                        .send(Chunk {
+                            off: pos,
+                            len: send,
+                            buf,
+                        })
+                        .is_err()
+                {
+                    return Ok((end, 0));
+                }
+                pos += len as u64;
+                end = end.max(pos);
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok((end, 0));
+        }
+        let (_, checked) = hash.finish(end, true)?;
+        Ok((end, checked))
+    })();
+    if res.is_err() {
+        abort.store(true, Ordering::Relaxed);
+    }
+    res
+}
+
+/// SHA-256 of an image stream as it passes: each bmap range (checked against the bmap's
+/// digest as soon as the range is complete) and, when asked, the whole image.
+struct StreamHash<'a> {
+    path: &'a Path,
+    checked: Vec<(Extent, String)>,
+    ranges: RangeHasher,
+    seen: usize,
+    whole: Option<Sha256>,
+}
+
+impl<'a> StreamHash<'a> {
+    fn new(path: &'a Path, map: Option<&[(Extent, Option<String>)]>, want_whole: bool) -> Self {
+        let checked: Vec<(Extent, String)> = map
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|(e, c)| c.as_ref().map(|c| (*e, c.to_ascii_lowercase())))
+            .collect();
+        StreamHash {
+            path,
+            ranges: RangeHasher::new(checked.iter().map(|c| c.0).collect()),
+            checked,
+            seen: 0,
+            whole: want_whole.then(Sha256::new),
+        }
+    }
+
+    fn corrupt(&self, e: &Extent, got: &str, want: &str) -> anyhow::Error {
+        anyhow!(
+            "{}: the image is corrupt: bytes {}..{} hash to {got}, its bmap says {want} \
+             (damaged download or copy?). Nothing of the partition tables was written",
+            self.path.display(),
+            e.start,
+            e.end()
+        )
+    }
+
+    /// Hash `data`, found at `off` (pieces come in image order), and check every bmap range
+    /// it completes.
+    fn feed(&mut self, off: u64, data: &[u8]) -> Result<()> {
+        self.ranges.feed(off, data.len() as u64, Some(data));
+        if let Some(w) = self.whole.as_mut() {
+            w.update(data);
+        }
+        while self.seen < self.ranges.done.len() {
+            let (e, got) = &self.ranges.done[self.seen];
+            let want = &self.checked[self.seen].1;
             if got != want {
-                bail!(
-                    "{}: the image is corrupt: bytes {}..{} hash to {got}, its bmap says {want}",
-                    path.display(),
-                    e.start,
-                    e.end()
-                );
+                return Err(self.corrupt(e, got, want));
+            }
+            self.seen += 1;
+        }
+        Ok(())
+    }
+
+    /// The image ended at `end`: check the ranges still open (with a bmap, what follows the
+    /// last piece is unmapped) and return the whole image's SHA-256 and the ranges checked.
+    fn finish(mut self, end: u64, mapped: bool) -> Result<(Option<String>, usize)> {
+        if mapped {
+            self.ranges.feed(end, 0, None);
+            let ranges = std::mem::replace(&mut self.ranges, RangeHasher::new(Vec::new()));
+            let fin = ranges.finish();
+            for ((e, got), (_, want)) in fin.iter().zip(self.checked.iter()).skip(self.seen) {
+                if got != want {
+                    return Err(self.corrupt(e, got, want));
+                }
+            }
+        }
+        Ok((self.whole.map(|w| hex(&w.finalize())), self.checked.len()))
+    }
+}
+
+/// The hash thread: hashes each piece from the reader (in image order, so that SHA-256 runs
+/// on its own core beside the reading and writing) and passes the part on the disk to the
+/// writers. On a corrupt image it sets `abort`, forwards nothing more and returns the
+/// buffers until the reader stops.
+fn hash_stream<'a>(
+    mut hash: StreamHash<'a>,
+    head: &[u8],
+    target_size: u64,
+    abort: &AtomicBool,
+    rx: Receiver<Piece>,
+    tx: SyncSender<Chunk>,
+    back: &SyncSender<AlignedBuf>,
+) -> Result<StreamHash<'a>> {
+    let mut res = hash.feed(0, head);
+    let mut tx = Some(tx);
+    for p in rx.iter() {
+        if res.is_ok() {
+            let data = &p.buf.get(p.n)[..p.n];
+            res = hash.feed(p.off, data);
+            if res.is_ok() && p.send == 0 && p.n > 0 && data.iter().any(|&b| b != 0) {
+                res = Err(anyhow!(
+                    "{}: the image has data at byte {}, past the end of the disk ({target_size} \
+                     bytes)",
+                    hash.path.display(),
+                    p.off
+                ));
+            }
+            if res.is_err() {
+                abort.store(true, Ordering::Relaxed);
+                tx = None;
+            }
+        }
+        match (&tx, res.is_ok() && p.send > 0) {
+            (Some(w), true) => {
+                let c = Chunk {
+                    off: p.off,
+                    len: p.send,
+                    buf: p.buf,
+                };
+                if let Err(e) = w.send(c) {
+                    let _ = back.send(e.0.buf);
+                }
+            }
+            _ => {
+                let _ = back.send(p.buf);
             }
         }
     }
-    Ok(ReaderEnd {
-        end: pos,
-        image_sha256: whole.map(|w| hex(&w.finalize())),
-        bmap_checked: checked.len(),
-    })
+    res.map(|()| hash)
 }
-
 /// The target as it will be after the flash: the first MiB from memory, the rest from disk.
 struct Overlay<'a> {
     head: &'a [u8],
@@ -1622,6 +1934,71 @@ mod tests {
         assert!(msg.contains("corrupt") && msg.contains("blank"), "{msg}");
         let got = std::fs::read(&tgt).unwrap();
         assert!(got[..HEAD as usize].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn raw_image_lanes_write_every_range_and_catch_corruption_in_any_lane() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("x.img");
+        let data = pattern(24 << 20, 7);
+        std::fs::write(&img, &data).unwrap();
+        // One range across the first MiB, one of 2.25 chunks, small ones on both sides.
+        let ranges = [
+            Extent::new(0, (1 << 20) + 40960),
+            Extent::new(3 << 20, 4096),
+            Extent::new(4 << 20, (9 << 20) + 4096),
+            Extent::new(15 << 20, 65536),
+            Extent::new(17 << 20, 1 << 20),
+            Extent::new(23 << 20, 8192),
+        ];
+        let sum = |e: &Extent| hex(&Sha256::digest(&data[e.start as usize..e.end() as usize]));
+        let map: Vec<_> = ranges.iter().map(|e| (*e, Some(sum(e)))).collect();
+        let lanes = plan_lanes(&map, LANES);
+        assert_eq!(lanes.len(), 2);
+        assert!(
+            lanes[0].contains(&0),
+            "the range in the first MiB is lane 0's"
+        );
+        let mut all: Vec<usize> = lanes.concat();
+        all.sort();
+        assert_eq!(all, (0..ranges.len()).collect::<Vec<_>>());
+        assert!(lanes.iter().all(|l| !l.is_empty() && l.is_sorted()));
+
+        let tgt = d.path().join("t.bin");
+        std::fs::write(&tgt, vec![0x55u8; 32 << 20]).unwrap();
+        let t = Target::open(&tgt, None).unwrap();
+        let stop = AtomicBool::new(false);
+        let p = Progress::default();
+        let mut w = |_: &str| {};
+        let r = flash(job_for(&img, Some(map.clone()), &stop, &p, &mut w), &t).unwrap();
+        assert_eq!(r.bmap_ranges_checked, ranges.len());
+        let got = std::fs::read(&tgt).unwrap();
+        for e in &ranges {
+            let (a, b) = (e.start as usize, e.end() as usize);
+            assert_eq!(&got[a..b], &data[a..b], "range at {a}");
+            assert_eq!(got[b], 0x55, "unmapped byte after {b} untouched");
+        }
+
+        // A wrong checksum on any range, whichever lane reads it: refused, disk blank.
+        for k in 1..ranges.len() {
+            let mut bad = map.clone();
+            bad[k].1 = Some("0".repeat(64));
+            let e = flash(job_for(&img, Some(bad), &stop, &p, &mut w), &t).unwrap_err();
+            let msg = format!("{e:#}");
+            let span = format!("bytes {}..{}", ranges[k].start, ranges[k].end());
+            assert!(msg.contains("corrupt") && msg.contains(&span), "{msg}");
+            assert!(msg.contains("blank"), "{msg}");
+            let got = std::fs::read(&tgt).unwrap();
+            assert!(got[..HEAD as usize].iter().all(|&b| b == 0), "range {k}");
+        }
+
+        // A bmap mapping bytes past the image's end.
+        let mut long = map;
+        let past = Extent::new(24 << 20, 8192);
+        long.push((past, Some(sum(&Extent::new(0, 8192)))));
+        let e = flash(job_for(&img, Some(long), &stop, &p, &mut w), &t).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("the image ends at byte"), "{msg}");
     }
 
     #[test]
