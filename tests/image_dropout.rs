@@ -166,3 +166,93 @@ fn device_drop_and_return_gives_a_complete_identical_image() {
     assert_eq!(m2.image.sha256, m.image.sha256);
     drop(fd);
 }
+
+/// A loop device attached by the test, detached on drop.
+struct Loop(String);
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("losetup")
+            .args(["-d", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn device_returning_under_another_name_is_followed() {
+    if let Some(why) = faultdev::unavailable() {
+        eprintln!("skipped device_returning_under_another_name_is_followed: {why}");
+        return;
+    }
+    // What a USB card reader does when it resets while lifeboat holds /dev/sdb open: the old
+    // node stays and fails every read, the card comes back as /dev/sdc. Here the old node is
+    // the nbdkit-backed loop device with its error trigger set for good, and the "new" node is
+    // a second loop device over the same card file.
+    let d = tmp();
+    let size = (28usize << 20) + (12 << 10); // an odd size no other loop device here has
+    let src = noise(size, 23);
+    let back = d.path().join("card.raw");
+    std::fs::write(&back, &src).unwrap();
+    let work = d.path().join("rig");
+    std::fs::create_dir_all(&work).unwrap();
+    let trigger = d.path().join("unplugged");
+    let filter_arg = format!("error-file={}", s(&trigger));
+    let fd = FaultDev::with_filters(
+        &back,
+        &[],
+        &work,
+        &[
+            ("--filter=error", "error-rate=100%"),
+            ("--exit-with-parent", filter_arg.as_str()),
+        ],
+    )
+    .expect("fault device");
+    let dev = fd.dev.to_str().unwrap().to_string();
+    let out = d.path().join("card.img");
+    let child = lifeboat()
+        .args([
+            "image",
+            "--json",
+            "--all",
+            "--max-rate",
+            "8M",
+            "--chunk",
+            "1M",
+            "--timeout",
+            "5",
+            "--reopen-wait",
+            "30",
+            &dev,
+            "-o",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    std::fs::write(&trigger, b"").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let o = std::process::Command::new("losetup")
+        .args(["-f", "--show", "-r", "--direct-io=on"])
+        .arg(&back)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let new_dev = Loop(String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("came back as") && err.contains(&new_dev.0),
+        "{err}"
+    );
+    assert!(std::fs::read(&out).unwrap() == src, "image differs");
+    let m = Manifest::load(&PathBuf::from(format!("{}.manifest.json", s(&out)))).unwrap();
+    assert!(m.bad.is_empty(), "{:?}", m.bad);
+    assert_eq!(m.rescue.came_back_as, vec![new_dev.0.clone()]);
+    assert!(m.rescue.reopens >= 1, "{:?}", m.rescue);
+    let _ = std::fs::remove_file(&trigger);
+    drop(new_dev);
+    drop(fd);
+}

@@ -3,6 +3,7 @@
 //! (mounted, swap, held, system disk) decided fail-closed.
 
 pub mod discover;
+pub mod identity;
 pub mod ownership;
 pub mod transport;
 

@@ -812,6 +812,23 @@ pub fn run(
         let b = Bmap::from_extents(size, BLOCK, &range_hashes);
         write_atomic(bp, b.render().as_bytes())?;
     }
+    let came_back_as: Vec<String> = rescuer
+        .reader
+        .came_back_as
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    if !came_back_as.is_empty() {
+        warn_(
+            format!(
+                "{}: the source dropped off the bus and came back as {} (recognised by its \
+                 identity and first bytes); the image continued from there",
+                src.path.display(),
+                came_back_as.join(", then ")
+            ),
+            warn,
+        );
+    }
     let svg_path = o.report_svg.clone();
     let manifest = Manifest {
         schema_version: MANIFEST_SCHEMA_VERSION,
@@ -860,6 +877,7 @@ pub fn run(
             retries: rescuer.retried,
             timeouts: rescuer.reader.stats.timeouts,
             reopens: rescuer.reader.stats.reopens,
+            came_back_as,
             bad_bytes,
             passes: rescuer.passes.clone(),
         },

@@ -1,7 +1,8 @@
 //! Reading a disk that may be dying: positional reads into page-aligned buffers, `O_DIRECT`
 //! on block devices (so the page cache neither hides nor repeats what the card returns), an
-//! optional per-read timeout, reopening the device when it drops off the bus, and an
-//! optional read-rate limit.
+//! optional per-read timeout, reopening the device when it drops off the bus (under its old
+//! name, or under a new one: a whole disk is found again by its sysfs identity and its first
+//! 64 KiB), and an optional read-rate limit.
 //!
 //! A read either fills the whole buffer or fails. Failures are [`ReadError::Media`] (this
 //! area is bad: the caller marks it and moves on) or [`ReadError::Gone`] (the device is gone
@@ -12,6 +13,9 @@
 //! buffer, the device is reopened and a new worker takes over. No `unsafe` here: buffers are
 //! aligned by offsetting into an ordinary `Vec`.
 
+use crate::device::SysRoot;
+use crate::device::identity::{DiskIdentity, disk_identity, disks_like};
+use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -197,6 +201,47 @@ pub struct SourceReader {
     first_good: Option<u64>,
     last_good: Option<u64>,
     pub stats: ReaderStats,
+    /// How to recognise the disk under another name (whole block devices whose first bytes
+    /// read at open).
+    follow: Option<Follow>,
+    /// Device paths the source was found under after it dropped off the bus, in order.
+    pub came_back_as: Vec<PathBuf>,
+    /// Disks that looked like the source when more than one did (then none is trusted).
+    lookalikes: Vec<String>,
+}
+
+/// The source disk's identity: its kernel name and sysfs facts at open, and the SHA-256 of its
+/// first bytes as the first good read at offset 0 returned them (no extra read at open: a
+/// dying card may hang there).
+struct Follow {
+    name: String,
+    id: DiskIdentity,
+    head: Option<(usize, [u8; 32])>,
+}
+
+/// At most this many bytes at the start of the disk are compared to recognise it: the
+/// partition tables (MBR, GPT header and entries with the disk's GUID) and then some.
+const HEAD_PROBE: usize = 64 << 10;
+
+impl Follow {
+    /// For a whole block device opened as `file`: None for a partition or a file.
+    fn of(file: &File, size: u64) -> Option<Follow> {
+        let root = SysRoot::host();
+        let dev = crate::sys::file_device_number(file).ok()?;
+        if root
+            .join(&format!("sys/dev/block/{dev}/partition"))
+            .exists()
+        {
+            return None;
+        }
+        let name = crate::device::discover::disk_name_of(&root, dev)?;
+        let id = disk_identity(&root, &name).filter(|id| id.size == size)?;
+        Some(Follow {
+            name,
+            id,
+            head: None,
+        })
+    }
 }
 
 fn open_file(path: &Path, direct: bool) -> io::Result<File> {
@@ -232,6 +277,11 @@ impl SourceReader {
             Some(_) => Some(Worker::spawn()?),
             None => None,
         };
+        let follow = if is_device {
+            Follow::of(&file, size)
+        } else {
+            None
+        };
         let limiter = opts.max_rate.filter(|&r| r > 0).map(|rate| Limiter {
             rate,
             tokens: rate as f64,
@@ -249,6 +299,9 @@ impl SourceReader {
             first_good: None,
             last_good: None,
             stats: ReaderStats::default(),
+            follow,
+            came_back_as: Vec::new(),
+            lookalikes: Vec::new(),
         })
     }
 
@@ -269,29 +322,108 @@ impl SourceReader {
 
     fn reopen(&mut self) -> Result<(), ReadError> {
         let deadline = Instant::now() + self.opts.reopen_wait;
+        self.release();
         loop {
-            if let Ok(f) = open_file(&self.path, self.direct) {
-                let size = crate::sys::size_bytes(&f)
-                    .or_else(|_| f.metadata().map(|m| m.len()))
-                    .unwrap_or(0);
-                if size == self.size {
-                    self.file = Arc::new(f);
-                    self.stats.reopens += 1;
-                    if self.opts.timeout.is_some() {
-                        self.worker = Worker::spawn().ok();
-                    }
-                    return Ok(());
+            if let Some(f) = self.open_again() {
+                self.file = Arc::new(f);
+                self.stats.reopens += 1;
+                if self.opts.timeout.is_some() {
+                    self.worker = Worker::spawn().ok();
                 }
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 return Err(ReadError::Gone(format!(
-                    "{}: the device went away and did not come back (same size) within {} s; \
-                     reconnect it and run again with --resume",
+                    "{}: the device went away and did not come back (same size{}) within {} s; \
+                     reconnect it and run again with --resume{}",
                     self.path.display(),
-                    self.opts.reopen_wait.as_secs()
+                    if self.follow.is_some() {
+                        ", same identity and first 64 KiB, under any name"
+                    } else {
+                        ""
+                    },
+                    self.opts.reopen_wait.as_secs(),
+                    self.lookalikes_note()
                 )));
             }
             std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Close the source (a placeholder takes its descriptor's place), so that a device that
+    /// re-enumerates can get its old name back: the kernel keeps a name while it is open.
+    fn release(&mut self) {
+        if let Ok(f) = File::open("/dev/null") {
+            self.file = Arc::new(f);
+        }
+    }
+
+    /// The source again: under its path when that opens with the same size and its first
+    /// bytes match; else (whole disks) the one disk that has its identity and first bytes
+    /// under another name — then `path` becomes that name; else its path when it opens with
+    /// the same size but its first bytes do not read (the caller's probe decides).
+    fn open_again(&mut self) -> Option<File> {
+        let mut maybe = None;
+        if let Ok(f) = open_file(&self.path, self.direct) {
+            let size = crate::sys::size_bytes(&f)
+                .or_else(|_| f.metadata().map(|m| m.len()))
+                .unwrap_or(0);
+            if size == self.size {
+                match self.head_check(&f) {
+                    Some(true) => return Some(f),
+                    // Another card that got the name.
+                    Some(false) => {}
+                    None => maybe = Some(f),
+                }
+            }
+        }
+        let Some(fl) = self.follow.as_ref().filter(|fl| fl.head.is_some()) else {
+            return maybe;
+        };
+        let mut found: Vec<(PathBuf, File)> = Vec::new();
+        let mut names = Vec::new();
+        for name in disks_like(&SysRoot::host(), &fl.id) {
+            if name == fl.name {
+                continue;
+            }
+            let p = PathBuf::from("/dev").join(&name);
+            if let Ok(f) = open_file(&p, self.direct)
+                && self.head_check(&f) == Some(true)
+            {
+                names.push(p.display().to_string());
+                found.push((p, f));
+            }
+        }
+        if found.len() == 1
+            && let Some((p, f)) = found.pop()
+        {
+            self.came_back_as.push(p.clone());
+            self.path = p;
+            self.lookalikes.clear();
+            return Some(f);
+        }
+        self.lookalikes = names;
+        maybe
+    }
+
+    /// Whether `f` starts with the source's first bytes: None when they are not known or do
+    /// not read.
+    fn head_check(&self, f: &File) -> Option<bool> {
+        let (len, sha) = self.follow.as_ref()?.head?;
+        let mut b = AlignedBuf::new(len);
+        read_full(f, b.get_mut(len), 0).ok()?;
+        Some(Sha256::digest(b.get(len)).as_slice() == sha)
+    }
+
+    fn lookalikes_note(&self) -> String {
+        if self.lookalikes.len() > 1 {
+            format!(
+                ". Several disks look like it ({}): lifeboat will not guess; detach all but \
+                 the source",
+                self.lookalikes.join(", ")
+            )
+        } else {
+            String::new()
         }
     }
 
@@ -359,29 +491,26 @@ impl SourceReader {
             return Ok(false);
         }
         let deadline = Instant::now() + self.opts.reopen_wait;
+        self.release();
         loop {
             std::thread::sleep(Duration::from_millis(250));
-            if let Ok(f) = open_file(&self.path, self.direct) {
-                let size = crate::sys::size_bytes(&f)
-                    .or_else(|_| f.metadata().map(|m| m.len()))
-                    .unwrap_or(0);
-                if size == self.size {
-                    self.file = Arc::new(f);
-                    if self.opts.timeout.is_some() && self.worker.is_none() {
-                        self.worker = Worker::spawn().ok();
-                    }
-                    if self.answers() {
-                        self.stats.reopens += 1;
-                        return Ok(true);
-                    }
+            if let Some(f) = self.open_again() {
+                self.file = Arc::new(f);
+                if self.opts.timeout.is_some() && self.worker.is_none() {
+                    self.worker = Worker::spawn().ok();
+                }
+                if self.answers() {
+                    self.stats.reopens += 1;
+                    return Ok(true);
                 }
             }
             if Instant::now() >= deadline {
                 return Err(ReadError::Gone(format!(
                     "{}: the device stopped answering (even sectors it read before fail) and did \
-                     not recover within {} s; reconnect it and run again with --resume",
+                     not recover within {} s; reconnect it and run again with --resume{}",
                     self.path.display(),
-                    self.opts.reopen_wait.as_secs()
+                    self.opts.reopen_wait.as_secs(),
+                    self.lookalikes_note()
                 )));
             }
         }
@@ -400,6 +529,13 @@ impl SourceReader {
             Ok(()) => {
                 self.last_good = Some(off);
                 self.first_good.get_or_insert(off);
+                if off == 0
+                    && let Some(fl) = self.follow.as_mut()
+                    && fl.head.is_none()
+                {
+                    let n = len.min(HEAD_PROBE);
+                    fl.head = Some((n, Sha256::digest(&buf.get(n)[..n]).into()));
+                }
             }
             Err(ReadError::Media(e)) if e.kind() != io::ErrorKind::InvalidInput => {
                 if self.reconnect_if_dropped(off)? {

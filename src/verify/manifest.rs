@@ -116,6 +116,10 @@ pub struct RescueSummary {
     pub retries: u64,
     pub timeouts: u64,
     pub reopens: u64,
+    /// Device paths the source was found under after dropping off the bus (a reader that
+    /// re-enumerated under another name), in order; empty when it never moved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub came_back_as: Vec<String>,
     /// Bytes that stayed unreadable.
     pub bad_bytes: u64,
     /// Passes that ran (`copy`, `copy-skipped`, `trim`, `scrape`, `retry N`).
