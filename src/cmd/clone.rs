@@ -10,7 +10,7 @@ use crate::device::{self, Disk, SysRoot};
 use crate::error::Outcome;
 use crate::flash::clone::{self, CloneJob, CloneReport};
 use crate::flash::preflight::{self, ImageNeeds};
-use crate::flash::write::{self, Target};
+use crate::flash::write;
 use crate::imaging::ranges::{self, Extent};
 use crate::imaging::reader::ReadOptions;
 use crate::imaging::rescue::Progress;
@@ -488,28 +488,7 @@ pub fn run(args: &CloneArgs, out: &Output) -> Result<Outcome> {
         confirm(&src_disk, &dst_disk)?;
     }
 
-    // The target, exclusively, and checked to be the disk described.
-    let target = Target::open(&dst_disk.path, Some(dst_disk.name.clone()))?;
-    let want = device::discover::disk_devnum(&root, &dst_disk.name)?;
-    let got = target
-        .device_number()
-        .with_context(|| format!("{}: cannot stat the opened device", dst_disk.path.display()))?;
-    if got != want {
-        bail!(
-            "{}: the device opened ({got}) is not the disk checked ({want}): the /dev node \
-             changed; nothing written",
-            dst_disk.path.display()
-        );
-    }
-    if target.size < needs.last_used_byte {
-        bail!(
-            "{}: the device now reports {} bytes, less than the source needs ({}); nothing \
-             written",
-            dst_disk.path.display(),
-            target.size,
-            needs.last_used_byte
-        );
-    }
+    let target = super::flash::open_checked(&root, &dst_disk, needs.last_used_byte, "the source")?;
     // Used ranges that fit the target (past its end lies only the source's backup GPT, which
     // the fit rewrites at the target's end).
     let mut used = ranges::intersect(&map.used, &[Extent::new(0, target.size)]);

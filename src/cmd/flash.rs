@@ -171,6 +171,38 @@ pub(crate) fn other_haos(disks: &[Disk], target: &Disk) -> Vec<String> {
     v
 }
 
+/// Open the target disk exclusively and make sure it is the disk that was checked and
+/// described (same device number) and still holds `needs` bytes (of `what`: the image, the
+/// source).
+pub(crate) fn open_checked(
+    root: &device::SysRoot,
+    disk: &device::Disk,
+    needs: u64,
+    what: &str,
+) -> Result<Target> {
+    let target = Target::open(&disk.path, Some(disk.name.clone()))?;
+    let want = device::discover::disk_devnum(root, &disk.name)?;
+    let got = target
+        .device_number()
+        .with_context(|| format!("{}: cannot stat the opened device", disk.path.display()))?;
+    if got != want {
+        bail!(
+            "{}: the device opened ({got}) is not the disk checked ({want}): the /dev node \
+             changed; nothing written",
+            disk.path.display()
+        );
+    }
+    if target.size < needs {
+        bail!(
+            "{}: the device now reports {} bytes, less than {what} needs ({needs}); nothing \
+             written",
+            disk.path.display(),
+            target.size,
+        );
+    }
+    Ok(target)
+}
+
 pub(crate) fn describe_disk(d: &Disk) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -522,27 +554,7 @@ pub fn run(args: &FlashArgs, out: &Output) -> Result<Outcome> {
         );
     }
 
-    // Open exclusively and make sure it is the disk that was described.
-    let target = Target::open(&disk.path, Some(disk.name.clone()))?;
-    let want = device::discover::disk_devnum(&root, &disk.name)?;
-    let got = target
-        .device_number()
-        .with_context(|| format!("{}: cannot stat the opened device", disk.path.display()))?;
-    if got != want {
-        bail!(
-            "{}: the device opened ({got}) is not the disk checked ({want}): the /dev node \
-             changed; nothing written",
-            disk.path.display()
-        );
-    }
-    if target.size < needs.last_used_byte {
-        bail!(
-            "{}: the device now reports {} bytes, less than the image needs ({}); nothing written",
-            disk.path.display(),
-            target.size,
-            needs.last_used_byte
-        );
-    }
+    let target = open_checked(&root, &disk, needs.last_used_byte, "the image")?;
 
     // The first SIGINT/SIGTERM/SIGHUP asks the work to stop (and clean up); a second ends
     // the process at once.
