@@ -3,7 +3,8 @@
 //! A producer thread runs the imaging read side over the source's used ranges: the rescue
 //! reader ([`crate::imaging::rescue::Rescuer::copy_stream`] in its in-place mode, so a failed
 //! read is split into pieces and sectors, each retried, and unreadable sectors become zeros)
-//! feeding the imaging [`Pipeline`] (whole and per-range SHA-256, the ddrescue mapfile). The
+//! feeding the imaging [`Pipeline`] (per-range SHA-256 and the ddrescue mapfile; no
+//! whole-image hash: nobody reads it, and it would hash every unused byte). The
 //! pipeline's sink is a bounded channel; on this side a [`Read`] turns the chunks back into the
 //! logical byte stream of the source (zeros between used ranges, produced on the fly) and
 //! becomes the [`ImageInput`] of a [`crate::flash::write::Job`] whose map is the used ranges.
@@ -219,12 +220,15 @@ fn produce(
     let opts = rescue_options(size, reader.sector(), retries);
     let mut rescuer = Rescuer::new(reader, opts, progress, stop);
     let end = used.last().map(|e| e.end()).unwrap_or(0);
-    let pipe = Pipeline::start(
+    // No whole-image SHA-256: the clone reports per-range hashes only, and hashing the
+    // zeros of every unused byte would cost more than reading the used ones on a fast disk.
+    let pipe = Pipeline::start_with(
         QUEUE,
         end,
         used.to_vec(),
         Box::new(ChannelSink { tx }),
         Some(keeper),
+        false,
     )?;
     let p1 = rescuer.copy_stream(end, used, &pipe, true);
     let res = pipe.finish();

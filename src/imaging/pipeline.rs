@@ -478,7 +478,7 @@ fn send_timed<T>(tx: &SyncSender<T>, v: T, c: &mut Clock) -> bool {
 
 /// What the pipeline produced.
 pub struct PipelineResult {
-    /// SHA-256 of the whole image as streamed.
+    /// SHA-256 of the whole image as streamed (empty when left out).
     pub sha256: String,
     pub ranges: Vec<(Extent, String)>,
     /// Stored bytes and their SHA-256 (streams).
@@ -528,8 +528,22 @@ impl Pipeline {
         queue: usize,
         size: u64,
         ranges: Vec<Extent>,
+        sink: Box<dyn Sink>,
+        keeper: Option<MapKeeper>,
+    ) -> Result<Pipeline> {
+        Self::start_with(queue, size, ranges, sink, keeper, true)
+    }
+
+    /// [`Pipeline::start`], with the whole-image SHA-256 left out when `whole_hash` is false
+    /// (`clone`: nobody reads it, and on a mostly empty disk it would cost a hash of every
+    /// unused byte); [`PipelineResult::sha256`] is then empty.
+    pub fn start_with(
+        queue: usize,
+        size: u64,
+        ranges: Vec<Extent>,
         mut sink: Box<dyn Sink>,
         mut keeper: Option<MapKeeper>,
+        whole_hash: bool,
     ) -> Result<Pipeline> {
         let queue = queue.max(1);
         let (tx, rx0) = sync_channel::<Chunk>(queue);
@@ -551,6 +565,7 @@ impl Pipeline {
                 while let Some(ch) = recv_timed(&rx0, &mut c) {
                     let t = Instant::now();
                     match &ch.payload {
+                        _ if !whole_hash => {}
                         Payload::Data(b, n) => h.update(b.get(*n)),
                         Payload::Zero(n) => hash_zeros(&mut h, *n),
                     }
@@ -560,7 +575,12 @@ impl Pipeline {
                         break;
                     }
                 }
-                (hex(&h.finalize()), c)
+                let sha = if whole_hash {
+                    hex(&h.finalize())
+                } else {
+                    String::new()
+                };
+                (sha, c)
             })
             .context("starting the hash thread")?;
         let h2 = std::thread::Builder::new()
