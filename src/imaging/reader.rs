@@ -325,7 +325,7 @@ impl SourceReader {
         self.release();
         loop {
             if let Some(f) = self.open_again() {
-                self.file = Arc::new(f);
+                self.file = f;
                 self.stats.reopens += 1;
                 if self.opts.timeout.is_some() {
                     self.worker = Worker::spawn().ok();
@@ -362,9 +362,9 @@ impl SourceReader {
     /// bytes match; else (whole disks) the one disk that has its identity and first bytes
     /// under another name — then `path` becomes that name; else its path when it opens with
     /// the same size but its first bytes do not read (the caller's probe decides).
-    fn open_again(&mut self) -> Option<File> {
+    fn open_again(&mut self) -> Option<Arc<File>> {
         let mut maybe = None;
-        if let Ok(f) = open_file(&self.path, self.direct) {
+        if let Ok(f) = open_file(&self.path, self.direct).map(Arc::new) {
             let size = crate::sys::size_bytes(&f)
                 .or_else(|_| f.metadata().map(|m| m.len()))
                 .unwrap_or(0);
@@ -380,14 +380,14 @@ impl SourceReader {
         let Some(fl) = self.follow.as_ref().filter(|fl| fl.head.is_some()) else {
             return maybe;
         };
-        let mut found: Vec<(PathBuf, File)> = Vec::new();
+        let mut found: Vec<(PathBuf, Arc<File>)> = Vec::new();
         let mut names = Vec::new();
         for name in disks_like(&SysRoot::host(), &fl.id) {
             if name == fl.name {
                 continue;
             }
             let p = PathBuf::from("/dev").join(&name);
-            if let Ok(f) = open_file(&p, self.direct)
+            if let Ok(f) = open_file(&p, self.direct).map(Arc::new)
                 && self.head_check(&f) == Some(true)
             {
                 names.push(p.display().to_string());
@@ -406,12 +406,31 @@ impl SourceReader {
         maybe
     }
 
-    /// Whether `f` starts with the source's first bytes: None when they are not known or do
-    /// not read.
-    fn head_check(&self, f: &File) -> Option<bool> {
+    /// Whether `f` starts with the source's first bytes: None when they are not known, do
+    /// not read, or (with `--timeout`) take longer than the timeout — the read is then
+    /// abandoned on its own thread, as a stuck read of the copy is.
+    fn head_check(&self, f: &Arc<File>) -> Option<bool> {
         let (len, sha) = self.follow.as_ref()?.head?;
-        let mut b = AlignedBuf::new(len);
-        read_full(f, b.get_mut(len), 0).ok()?;
+        let mut buf = AlignedBuf::new(len);
+        let b = match self.opts.timeout {
+            None => {
+                read_full(f, buf.get_mut(len), 0).ok()?;
+                buf
+            }
+            Some(t) => {
+                let w = Worker::spawn().ok()?;
+                w.tx.send(Job {
+                    file: Arc::clone(f),
+                    off: 0,
+                    len,
+                    buf,
+                })
+                .ok()?;
+                let (b, r) = w.rx.recv_timeout(t).ok()?;
+                r.ok()?;
+                b
+            }
+        };
         Some(Sha256::digest(b.get(len)).as_slice() == sha)
     }
 
@@ -495,7 +514,7 @@ impl SourceReader {
         loop {
             std::thread::sleep(Duration::from_millis(250));
             if let Some(f) = self.open_again() {
-                self.file = Arc::new(f);
+                self.file = f;
                 if self.opts.timeout.is_some() && self.worker.is_none() {
                     self.worker = Worker::spawn().ok();
                 }
