@@ -725,19 +725,7 @@ fn a_killed_flash_leaves_no_partition_table() {
         .spawn()
         .unwrap();
     // Wait for the write phase to be under way, then kill without warning.
-    let mut err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut acc = String::new();
-        while let Ok(n) = err.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            acc.push_str(&String::from_utf8_lossy(&buf[..n]));
-            let _ = tx.send(acc.clone());
-        }
-    });
+    let rx = stderr_so_far(&mut child);
     let t = Instant::now();
     let mut seen = String::new();
     while t.elapsed() < Duration::from_secs(60) {
@@ -799,19 +787,7 @@ fn ctrl_c_stops_and_wipes_the_tables() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        let mut acc = String::new();
-        while let Ok(n) = err.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            acc.push_str(&String::from_utf8_lossy(&buf[..n]));
-            let _ = tx.send(acc.clone());
-        }
-    });
+    let rx = stderr_so_far(&mut child);
     let t = Instant::now();
     let mut seen = String::new();
     while t.elapsed() < Duration::from_secs(60) && !seen.contains("\"phase\":\"write\"") {
@@ -879,4 +855,22 @@ fn a_write_error_is_named_and_the_disk_left_blank() {
         "{}",
         String::from_utf8_lossy(&sf.stdout)
     );
+}
+
+/// The child's stderr as it grows: each message is everything read so far.
+fn stderr_so_far(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let mut err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut acc = String::new();
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            acc.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = tx.send(acc.clone());
+        }
+    });
+    rx
 }
