@@ -14,7 +14,8 @@
 //!    [`fit`], reading an overlay of the in-memory first MiB over the target;
 //! 4. every written unit (a bmap range or a piece) is read back with `O_DIRECT` by three
 //!    threads and compared byte for byte with a raw image (4 MiB pieces, any thread), else by
-//!    SHA-256 (the bmap's checksum or the piece's own; one thread per unit); a mismatching
+//!    SHA-256 (the bmap's checksum or the piece's own; one thread per unit, with a helper
+//!    reading the next piece while it hashes); a mismatching
 //!    piece is located to the sector, rewritten from the image and re-read up to `retries`
 //!    times;
 //! 5. the first MiB is written last, synced and read back; `BLKRRPART` (and `BLKPG` on kernels
@@ -916,31 +917,31 @@ fn read_back(
             let Some(&(i, off, len, compare)) = items.get(k) else {
                 break;
             };
-            let mut h = Sha256::new();
-            let mut bad = false;
-            let mut p = off;
-            while p < off + len {
-                if stop.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                let l = (off + len - p).min(CHUNK as u64) as usize;
-                let (st, _) = t.fill_window(&mut buf, p, l)?;
-                let got = &buf.get(st + l)[st..st + l];
-                match image.filter(|_| compare) {
-                    Some(f) => {
+            let bad = match image.filter(|_| compare) {
+                Some(f) => {
+                    let mut bad = false;
+                    let mut p = off;
+                    while p < off + len {
+                        if stop.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        let l = (off + len - p).min(CHUNK as u64) as usize;
+                        let (st, _) = t.fill_window(&mut buf, p, l)?;
+                        let got = &buf.get(st + l)[st..st + l];
                         f.read_exact_at(&mut img[..l], p).with_context(|| {
                             format!("reading the image again at byte {p} to compare")
                         })?;
                         bad |= got != &img[..l];
+                        progress.done.fetch_add(l as u64, Ordering::Relaxed);
+                        p += l as u64;
                     }
-                    None => h.update(got),
+                    bad
                 }
-                progress.done.fetch_add(l as u64, Ordering::Relaxed);
-                p += l as u64;
-            }
-            if !compare {
-                bad = h.finalize().as_slice() != units[i].sha;
-            }
+                None => match hash_range(t, off, len, stop, progress)? {
+                    Some(sha) => sha != units[i].sha,
+                    None => return Ok(()),
+                },
+            };
             if bad {
                 differs[i].store(true, Ordering::Relaxed);
             }
@@ -968,6 +969,52 @@ fn read_back(
         .filter(|(_, d)| d.load(Ordering::Relaxed))
         .map(|(u, _)| *u)
         .collect())
+}
+
+/// SHA-256 of `len` bytes of the target at `off`, read back with `O_DIRECT`: a helper thread
+/// reads the next piece while this one hashes the last (a large range is read at the
+/// device's speed, not at read + hash). None when `stop` was set.
+fn hash_range(
+    t: &Target,
+    off: u64,
+    len: u64,
+    stop: &AtomicBool,
+    progress: &Progress,
+) -> Result<Option<[u8; 32]>> {
+    let (ftx, frx) = sync_channel::<Result<(AlignedBuf, usize, usize)>>(2);
+    let (btx, brx) = sync_channel::<AlignedBuf>(3);
+    for _ in 0..3 {
+        let _ = btx.send(AlignedBuf::new(CHUNK + 8192));
+    }
+    std::thread::scope(|sc| {
+        sc.spawn(move || {
+            let mut p = off;
+            while p < off + len && !stop.load(Ordering::Relaxed) {
+                let Ok(mut buf) = brx.recv() else { return };
+                let l = (off + len - p).min(CHUNK as u64) as usize;
+                let r = t.fill_window(&mut buf, p, l).map(|(st, _)| (buf, st, l));
+                let failed = r.is_err();
+                if ftx.send(r).is_err() || failed {
+                    return;
+                }
+                p += l as u64;
+            }
+        });
+        let mut h = Sha256::new();
+        let mut seen = 0u64;
+        for r in frx.iter() {
+            let (buf, st, l) = r?;
+            h.update(&buf.get(st + l)[st..st + l]);
+            progress.done.fetch_add(l as u64, Ordering::Relaxed);
+            seen += l as u64;
+            let _ = btx.send(buf);
+        }
+        if seen < len {
+            // Stopped.
+            return Ok(None);
+        }
+        Ok(Some(h.finalize().into()))
+    })
 }
 
 /// 64 hex digits as 32 bytes.
