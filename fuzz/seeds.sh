@@ -147,6 +147,7 @@ cp "$WORK/small.img" "$C/image_input/raw"
 gzip -9 -c "$WORK/small.img" >"$C/image_input/gz"
 zstd -q -19 -c "$WORK/small.img" >"$C/image_input/zst" 2>/dev/null || true
 xz -c "$WORK/small.img" >"$C/image_input/xz" 2>/dev/null || true
+xz -T2 --block-size=4KiB -c "$WORK/small.img" >"$C/image_input/xz-blocks" 2>/dev/null || true
 bzip2 -c "$WORK/small.img" >"$C/image_input/bz2" 2>/dev/null || true
 (cd "$WORK" && zip -q -9 "$C/image_input/zip" small.img && zip -q -0 "$C/image_input/zip-stored" small.img) 2>/dev/null || true
 

@@ -1,8 +1,10 @@
 //! Opening an image for a sequential read: raw, zstd, gzip (one or many members), xz, bzip2
 //! (one or many streams) or a zip archive holding exactly one file (stored or deflated),
-//! recognised by magic bytes (never by name), decompressed on the fly. The bytes of the file as
-//! stored are hashed while they are read, so a publisher's SHA-256 of the `.img.xz` can be
-//! checked in the same pass as the image's own hash. `flash` can turn that hashing off and
+//! recognised by magic bytes (never by name), decompressed on the fly (an `.xz` written in
+//! blocks, as HAOS releases are, on one thread per core). The bytes of the file as stored are
+//! hashed while they are read, so a publisher's SHA-256 of the download can be checked in the
+//! same pass as the image's own hash (a block-parallel `.xz` reads its index first: its stored
+//! hash takes a second pass over the compressed file). `flash` can turn that hashing off and
 //! skip over unmapped ranges (a seek on raw images).
 
 use crate::io::sniff::{self, Container};
@@ -77,6 +79,105 @@ impl Src {
     }
 }
 
+/// The decoder of an `.xz` file. One written in several blocks (`xz -T0`, as HAOS releases
+/// are) is decoded by one thread per core, from its block index; its stored bytes then do not
+/// pass through the tee (the decoder reads the index first, then the blocks), and
+/// [`ImageInput::stored_sha256`] hashes the file in a pass of its own. Only a single stream
+/// whose blocks each decode to at most [`XZ_MT_MAX_BLOCK`] is given to the parallel decoder
+/// (it holds whole blocks in memory: a crafted block of zeros could be gigabytes); anything
+/// else, or a damaged file (no readable index), is decoded as one stream through the tee,
+/// which reports where it breaks.
+fn xz_reader(path: &Path, tee: BufReader<Tee>) -> Box<dyn Read + Send> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8) as u32;
+    if workers > 1
+        && let Ok(mut f) = File::open(path)
+        && let Some(blocks) = read_xz_index(&mut f)
+        && blocks.len() > 1
+        && blocks.iter().all(|&b| b <= XZ_MT_MAX_BLOCK)
+        && f.seek(SeekFrom::Start(0)).is_ok()
+        && let Ok(r) = lzma_rust2::XzReaderMt::new(BufReader::new(f), true, workers)
+    {
+        return Box::new(r);
+    }
+    Box::new(lzma_rust2::XzReader::new(tee, true))
+}
+
+/// Largest block (decoded bytes) the parallel `.xz` decoder is given: `xz -T0` writes blocks
+/// of three times the dictionary (12 MiB at `-3`, 192 MiB at `-9e`).
+const XZ_MT_MAX_BLOCK: u64 = 256 << 20;
+
+/// The index of a single-stream `.xz` file: read its footer and index.
+fn read_xz_index(f: &mut File) -> Option<Vec<u64>> {
+    let len = f.metadata().ok()?.len();
+    if len < 32 {
+        return None;
+    }
+    let mut footer = [0u8; 12];
+    f.seek(SeekFrom::Start(len - 12)).ok()?;
+    f.read_exact(&mut footer).ok()?;
+    let index_len = xz_backward_size(&footer)?;
+    if index_len > (16 << 20) || index_len + 24 > len {
+        return None;
+    }
+    let mut index = vec![0u8; index_len as usize];
+    f.seek(SeekFrom::Start(len - 12 - index_len)).ok()?;
+    f.read_exact(&mut index).ok()?;
+    xz_index_blocks(&index, len)
+}
+
+/// The size of the index a stream footer (12 bytes) points back to.
+fn xz_backward_size(footer: &[u8]) -> Option<u64> {
+    if footer.len() != 12 || &footer[10..12] != b"YZ" {
+        return None;
+    }
+    let v = u32::from_le_bytes(footer[4..8].try_into().ok()?);
+    Some((u64::from(v) + 1) * 4)
+}
+
+/// Decoded sizes of the blocks an xz index lists, when the index is well formed (indicator,
+/// record count, records, padding, CRC-32) and its blocks, with a 12-byte stream header and
+/// footer, make up exactly `file_len` bytes (one stream, nothing else).
+fn xz_index_blocks(index: &[u8], file_len: u64) -> Option<Vec<u64>> {
+    fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
+        let mut v = 0u64;
+        for i in 0..9 {
+            let byte = *b.get(*at)?;
+            *at += 1;
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    if index.len() < 8 || index[0] != 0 {
+        return None;
+    }
+    let body = index.len() - 4;
+    let crc = u32::from_le_bytes(index[body..].try_into().ok()?);
+    if crc32fast::hash(&index[..body]) != crc {
+        return None;
+    }
+    let mut at = 1usize;
+    let n = varint(&index[..body], &mut at)?;
+    let mut sizes = Vec::new();
+    let mut blocks_len = 0u64;
+    for _ in 0..n {
+        let unpadded = varint(&index[..body], &mut at)?;
+        let decoded = varint(&index[..body], &mut at)?;
+        blocks_len = blocks_len.checked_add(unpadded.checked_add(3)? / 4 * 4)?;
+        sizes.push(decoded);
+    }
+    if index[at..body].iter().any(|&b| b != 0) || (body - at) > 3 {
+        return None;
+    }
+    let total = blocks_len.checked_add(24 + index.len() as u64)?;
+    (total == file_len).then_some(sizes)
+}
+
 impl ImageInput {
     /// Open `path` and pick a decoder from its first bytes.
     pub fn open(path: &Path) -> Result<Self> {
@@ -134,7 +235,7 @@ impl ImageInput {
                 ),
             ),
             Some(Container::Gzip) => ("gzip", Box::new(flate2::read::MultiGzDecoder::new(tee))),
-            Some(Container::Xz) => ("xz", Box::new(lzma_rust2::XzReader::new(tee, true))),
+            Some(Container::Xz) => ("xz", xz_reader(path, tee)),
             Some(Container::Bzip2) => ("bzip2", Box::new(bzip2::read::MultiBzDecoder::new(tee))),
             Some(Container::Zip) => {
                 let entry = zip::single_entry(path)?;
@@ -640,5 +741,124 @@ mod tests {
         i.fill(&mut b).unwrap();
         assert_eq!(&b[..], &want[100_010..100_020]);
         assert!(i.stored_sha256().is_err());
+    }
+
+    #[test]
+    fn xz_in_blocks_decodes_on_several_threads_and_hashes_the_stored_file() {
+        if std::process::Command::new("xz")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped xz_in_blocks: no xz command (apt-get install xz-utils)");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        // 5 MiB of mixed bytes, compressed in 1 MiB blocks as `xz -T0` does in 12 MiB ones.
+        let want: Vec<u8> = (0..5u32 << 20)
+            .map(|i| {
+                (i.wrapping_mul(2_654_435_761) >> 13) as u8 & if i % 3 == 0 { 0xff } else { 7 }
+            })
+            .collect();
+        let raw = d.path().join("x.img");
+        std::fs::write(&raw, &want).unwrap();
+        let st = std::process::Command::new("xz")
+            .args(["-3", "-T2", "--block-size=1MiB", "-k"])
+            .arg(&raw)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let xz = d.path().join("x.img.xz");
+        // Five blocks: on a machine with more than one core, xz_reader decodes them in parallel.
+        let mt = lzma_rust2::XzReaderMt::new(File::open(&xz).unwrap(), true, 2).unwrap();
+        assert_eq!(mt.block_count(), 5);
+        drop(mt);
+        let idx = read_xz_index(&mut File::open(&xz).unwrap()).unwrap();
+        assert_eq!(idx, vec![1 << 20; 5], "five blocks of 1 MiB in the index");
+        // Two streams back to back: not one stream, so the one-stream decoder takes it.
+        let two = d.path().join("two.img.xz");
+        let one = std::fs::read(&xz).unwrap();
+        std::fs::write(&two, [one.as_slice(), one.as_slice()].concat()).unwrap();
+        assert_eq!(read_xz_index(&mut File::open(&two).unwrap()), None);
+        let mut i = ImageInput::open(&two).unwrap();
+        let mut n2 = 0usize;
+        let mut b2 = vec![0u8; 1 << 20];
+        loop {
+            let n = i.fill(&mut b2).unwrap();
+            n2 += n;
+            if n < b2.len() {
+                break;
+            }
+        }
+        assert_eq!(n2, 2 * want.len(), "both streams decoded");
+        // A flipped index byte: its CRC-32 no longer matches.
+        let mut bad = one.clone();
+        let at = bad.len() - 12 - 6;
+        bad[at] ^= 1;
+        let badp = d.path().join("bad.img.xz");
+        std::fs::write(&badp, &bad).unwrap();
+        assert_eq!(read_xz_index(&mut File::open(&badp).unwrap()), None);
+        let mut i = ImageInput::open(&xz).unwrap();
+        assert_eq!(i.format, "xz");
+        let mut got = Vec::new();
+        let mut b = vec![0u8; 777_777];
+        loop {
+            let n = i.fill(&mut b).unwrap();
+            got.extend_from_slice(&b[..n]);
+            if n < b.len() {
+                break;
+            }
+        }
+        assert!(got == want, "decoded bytes differ");
+        let stored = std::fs::read(&xz).unwrap();
+        assert_eq!(
+            i.stored_sha256().unwrap(),
+            crate::verify::bmap::hex(&Sha256::digest(&stored))
+        );
+        // Cut short: the index is gone, the one-stream decoder says the data ends early.
+        std::fs::write(&xz, &stored[..stored.len() / 2]).unwrap();
+        let mut i = ImageInput::open(&xz).unwrap();
+        let mut err = None;
+        for _ in 0..100 {
+            match i.fill(&mut b) {
+                Ok(n) if n < b.len() => break,
+                Ok(_) => {}
+                Err(e) => {
+                    err = Some(format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+        assert!(err.is_some(), "a truncated .xz must fail");
+    }
+
+    #[test]
+    fn xz_index_parser_takes_no_garbage() {
+        assert_eq!(
+            xz_backward_size(b"0123456789YZ"),
+            Some((0x37363534u64 + 1) * 4)
+        );
+        assert_eq!(xz_backward_size(b"short"), None);
+        assert_eq!(xz_index_blocks(&[], 100), None);
+        assert_eq!(xz_index_blocks(&[1, 0, 0, 0, 0, 0, 0, 0], 100), None);
+        // An index with one record (unpadded 100, decoded 4096), padding and CRC-32.
+        let mut idx = vec![0u8, 1, 100, 0x80, 0x20];
+        while idx.len() % 4 != 0 {
+            idx.push(0);
+        }
+        let crc = crc32fast::hash(&idx);
+        idx.extend_from_slice(&crc.to_le_bytes());
+        let file_len = 12 + 100 + idx.len() as u64 + 12;
+        assert_eq!(xz_index_blocks(&idx, file_len), Some(vec![4096]));
+        assert_eq!(xz_index_blocks(&idx, file_len + 1), None, "trailing bytes");
+        // Every cut and every single-byte change is refused or parsed, never a panic.
+        for cut in 0..idx.len() {
+            let _ = xz_index_blocks(&idx[..cut], file_len);
+        }
+        for i in 0..idx.len() {
+            let mut m = idx.clone();
+            m[i] ^= 0xff;
+            let _ = xz_index_blocks(&m, file_len);
+        }
     }
 }
