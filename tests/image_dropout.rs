@@ -85,20 +85,15 @@ fn image_with_outage(
     )
 }
 
-#[test]
-fn device_drop_and_return_gives_a_complete_identical_image() {
-    if let Some(why) = faultdev::unavailable() {
-        eprintln!("skipped device_drop_and_return_gives_a_complete_identical_image: {why}");
-        return;
-    }
-    let d = tmp();
-    let size = 32usize << 20;
-    let src = noise(size, 11);
-    let back = d.path().join("card.raw");
+/// A card of `size` noise bytes (`seed`) in `dir`, as a loop device that fails every read
+/// while the returned trigger file exists: (card bytes, card file, trigger, device).
+fn card_that_unplugs(dir: &Path, size: usize, seed: u64) -> (Vec<u8>, PathBuf, PathBuf, FaultDev) {
+    let src = noise(size, seed);
+    let back = dir.join("card.raw");
     std::fs::write(&back, &src).unwrap();
-    let work = d.path().join("rig");
+    let work = dir.join("rig");
     std::fs::create_dir_all(&work).unwrap();
-    let trigger = d.path().join("unplugged");
+    let trigger = dir.join("unplugged");
     let filter_arg = format!("error-file={}", s(&trigger));
     let fd = FaultDev::with_filters(
         &back,
@@ -110,6 +105,18 @@ fn device_drop_and_return_gives_a_complete_identical_image() {
         ],
     )
     .expect("fault device");
+    (src, back, trigger, fd)
+}
+
+#[test]
+fn device_drop_and_return_gives_a_complete_identical_image() {
+    if let Some(why) = faultdev::unavailable() {
+        eprintln!("skipped device_drop_and_return_gives_a_complete_identical_image: {why}");
+        return;
+    }
+    let d = tmp();
+    let size = 32usize << 20;
+    let (src, _, trigger, fd) = card_that_unplugs(d.path(), size, 11);
     let dev = fd.dev.to_str().unwrap().to_string();
 
     // 1. A 3 s outage a second into a 4 s read: waited out, nothing marked bad.
@@ -190,23 +197,7 @@ fn device_returning_under_another_name_is_followed() {
     // a second loop device over the same card file.
     let d = tmp();
     let size = (28usize << 20) + (12 << 10); // an odd size no other loop device here has
-    let src = noise(size, 23);
-    let back = d.path().join("card.raw");
-    std::fs::write(&back, &src).unwrap();
-    let work = d.path().join("rig");
-    std::fs::create_dir_all(&work).unwrap();
-    let trigger = d.path().join("unplugged");
-    let filter_arg = format!("error-file={}", s(&trigger));
-    let fd = FaultDev::with_filters(
-        &back,
-        &[],
-        &work,
-        &[
-            ("--filter=error", "error-rate=100%"),
-            ("--exit-with-parent", filter_arg.as_str()),
-        ],
-    )
-    .expect("fault device");
+    let (src, back, trigger, fd) = card_that_unplugs(d.path(), size, 23);
     let dev = fd.dev.to_str().unwrap().to_string();
     let out = d.path().join("card.img");
     let child = lifeboat()
