@@ -504,7 +504,6 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
         .filter_map(|(e, c)| c.as_deref().and_then(unhex32).map(|h| (*e, h)))
         .collect();
     input.set_hash_stored(false);
-    let map_for_reader = map.clone();
     let target_size = t.size;
     let stop_r: &AtomicBool = stop;
     let abort = AtomicBool::new(false);
@@ -586,12 +585,12 @@ fn run(job: Job<'_>, t: &Target, image_path: &Path, reached: &mut u64) -> Result
             _ => {
                 let stream_hash = StreamHash::new(image_path, map.as_deref(), want_whole);
                 let (ptx, prx) = sync_channel::<Piece>(QUEUE);
-                let back_r = &back_rx;
+                let (back_r, map_r) = (&back_rx, map.as_deref());
                 let rh = sc.spawn(move || {
                     read_stream(
                         input,
                         head_len,
-                        map_for_reader.as_deref(),
+                        map_r,
                         target_size,
                         stop_r,
                         abort_r,
