@@ -498,10 +498,19 @@ impl Drop for NbdDev {
             let _ = Command::new("partx").arg("-d").arg(&self.dev).output();
             let _ = Command::new("losetup").arg("-d").arg(&self.dev).output();
         }
-        let _ = Command::new("fusermount3")
-            .arg("-u")
-            .arg(&self.mnt)
-            .output();
+        // The loop device lets go of the FUSE file a moment after `losetup -d` when udev
+        // still has it open (it probes the partitions a successful flash made): retry.
+        for _ in 0..50 {
+            let ok = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.mnt)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         if let Some(mut c) = self.child.take() {
             let t = Instant::now();
             loop {
